@@ -1,0 +1,8 @@
+"""Local development: debug on, an insecure key of its own, the demo API key allowed."""
+
+from crm.settings.base import *  # noqa: F403
+from crm.settings.env import env_bool, env_str
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or "dev-only-insecure-key-never-use-in-production"
+CRM_ALLOW_DEMO_KEY = True

@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("v1/", include("customers.api.urls")),
+    path("api-auth/", include("rest_framework.urls")),
+    path("", include("customers.urls")),
+]

@@ -1,0 +1,61 @@
+"""Who may see what: staff users' tenants and their current environment (the switcher).
+
+API clients get their scope from their key (``customers.api.authentication``); logged-in
+staff get it from the environment kept in their session, chosen with the switcher among the
+environments of their tenants (superusers: any environment).
+"""
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from customers.models import Environment
+from customers.scope import Scope
+
+SESSION_ENVIRONMENT_KEY = "crm_current_environment_id"
+REQUEST_CACHE_ATTRIBUTE = "_crm_current_environment"
+
+
+def is_operator(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+
+
+def environments_for_user(user) -> QuerySet[Environment]:
+    """The environments a staff user may work in, ordered by tenant and environment id."""
+    environments = Environment.objects.select_related("tenant").order_by("tenant_id", "id")
+    if not is_operator(user):
+        return environments.none()
+    if user.is_superuser:
+        return environments
+    return environments.filter(tenant__memberships__user=user)
+
+
+def current_environment(request: HttpRequest) -> Environment | None:
+    """The staff user's current environment (chosen, else their first); cached per request."""
+    request = getattr(request, "_request", request)  # a DRF Request wraps the HttpRequest
+    if hasattr(request, REQUEST_CACHE_ATTRIBUTE):
+        return getattr(request, REQUEST_CACHE_ATTRIBUTE)
+    environments = environments_for_user(request.user)
+    chosen_id = (
+        request.session.get(SESSION_ENVIRONMENT_KEY) if hasattr(request, "session") else None
+    )
+    environment = None
+    if chosen_id:
+        environment = environments.filter(pk=chosen_id).first()
+    if environment is None:
+        environment = environments.first()
+    setattr(request, REQUEST_CACHE_ATTRIBUTE, environment)
+    return environment
+
+
+def current_scope(request: HttpRequest) -> Scope | None:
+    environment = current_environment(request)
+    return environment.scope if environment else None
+
+
+def switch_environment(request: HttpRequest, environment_id: str) -> Environment | None:
+    """Make ``environment_id`` the user's current environment if they may use it."""
+    environment = environments_for_user(request.user).filter(pk=environment_id).first()
+    if environment is not None:
+        request.session[SESSION_ENVIRONMENT_KEY] = environment.pk
+        setattr(request, REQUEST_CACHE_ATTRIBUTE, environment)
+    return environment

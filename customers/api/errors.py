@@ -1,0 +1,91 @@
+"""The one error envelope of every `/v1/` response, and DRF's exception handler producing it.
+
+{"success": false, "error": {"code": ..., "message": ..., "details": {...}}}
+"""
+
+import logging
+from http import HTTPStatus
+
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+logger = logging.getLogger("customers.api")
+
+ERROR_CODES = {
+    400: "validation_error",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "already_exists",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+def error_body(status: int, message: str, details: dict | None = None) -> dict:
+    code = ERROR_CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
+    return {"success": False, "error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_json_response(status: int, message: str, details: dict | None = None) -> JsonResponse:
+    return JsonResponse(error_body(status, message, details), status=status)
+
+
+class ApiValidationError(exceptions.APIException):
+    """A 400 whose details map each parameter or field to its messages."""
+
+    status_code = 400
+    default_code = "validation_error"
+
+    def __init__(self, details: dict[str, list[str]]):
+        self.details = {name: [str(m) for m in messages] for name, messages in details.items()}
+        first = next(iter(self.details))
+        super().__init__(detail=f"{first} {self.details[first][0]}")
+
+
+def flatten_drf_detail(detail) -> str:
+    if isinstance(detail, list) and detail:
+        return flatten_drf_detail(detail[0])
+    if isinstance(detail, dict) and detail:
+        key, value = next(iter(detail.items()))
+        return f"{key} {flatten_drf_detail(value)}"
+    return str(detail)
+
+
+def api_exception_handler(exc, context):
+    """Every exception a DRF view raises becomes the envelope; never a stack trace."""
+    headers = {}
+    if isinstance(exc, ApiValidationError):
+        return Response(error_body(400, str(exc.detail), exc.details), status=400)
+    if isinstance(exc, Http404):
+        return Response(error_body(404, "not found"), status=404)
+    if isinstance(exc, PermissionDenied):
+        return Response(error_body(403, "permission denied"), status=403)
+    if isinstance(exc, SuspiciousOperation):
+        return Response(error_body(400, "the request could not be read"), status=400)
+    if isinstance(exc, exceptions.APIException):
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        details = exc.detail if isinstance(exc.detail, dict) else {}
+        return Response(
+            error_body(exc.status_code, flatten_drf_detail(exc.detail), details),
+            status=exc.status_code,
+            headers=headers,
+        )
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.exception("database unavailable")
+        return Response(
+            error_body(503, "the service is unavailable, try again shortly"), status=503
+        )
+    if isinstance(exc, DatabaseError):
+        logger.exception("database error")
+    else:
+        logger.exception("unhandled error in API view")
+    return Response(error_body(500, "internal error"), status=500)

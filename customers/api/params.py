@@ -1,0 +1,96 @@
+"""Strict reading of `GET /v1/customers` parameters: what the FilterSet does not own.
+
+The API answers 400 for anything it does not understand: an unknown parameter (a typo
+must not silently widen a query), a single-valued parameter given twice, a bad `limit`,
+`offset` or `expand`. The filters themselves are validated by ``CustomerFilterSet``.
+"""
+
+import re
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.http import QueryDict
+
+from customers.api.errors import ApiValidationError
+from customers.filters import CustomerFilterSet, check_single_value
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+MAX_OFFSET = 2**62
+EXPANDABLE = ("parent_customer",)
+# `format` is how the browsable API asks for a renderer; it selects no customers.
+RENDERING_PARAMS = frozenset({"format"})
+LIST_PARAMS = frozenset({"limit", "offset", "expand"})
+INTEGER_PATTERN = re.compile(r"[+-]?\d{1,30}")
+
+
+@dataclass(frozen=True)
+class CustomerListParams:
+    limit: int
+    offset: int
+    expand: frozenset[str]
+    filters: QueryDict
+
+
+def parse_integer(value: str, *, minimum: int, maximum: int) -> int:
+    if not INTEGER_PATTERN.fullmatch(value):
+        raise ValidationError(f"must be an integer between {minimum} and {maximum}")
+    number = int(value)
+    if not minimum <= number <= maximum:
+        raise ValidationError(f"must be between {minimum} and {maximum}")
+    return number
+
+
+def parse_expand(value: str) -> frozenset[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in EXPANDABLE]
+    if unknown:
+        raise ValidationError(
+            f"has an unknown value {unknown[0]!r}: only {', '.join(EXPANDABLE)} can be expanded"
+        )
+    return frozenset(names)
+
+
+def parse_customer_list_params(query: QueryDict) -> CustomerListParams:
+    """Check every parameter; raise one ApiValidationError naming each offending one."""
+    errors: dict[str, list[str]] = {}
+    filter_names = set(CustomerFilterSet.base_filters)
+    multi_value = CustomerFilterSet.MULTI_VALUE_PARAMS
+    for name in query:
+        if name in RENDERING_PARAMS:
+            continue
+        if name not in filter_names and name not in LIST_PARAMS:
+            errors[name] = ["is not a known parameter"]
+        elif name not in multi_value and len(query.getlist(name)) > 1:
+            errors[name] = ["must be given only once"]
+
+    def single(name: str) -> str:
+        # An empty value counts as absent.
+        return "" if name in errors else query.get(name, "")
+
+    limit, offset, expand = DEFAULT_LIMIT, 0, frozenset()
+    parsers = {
+        "limit": lambda v: parse_integer(v, minimum=1, maximum=MAX_LIMIT),
+        "offset": lambda v: parse_integer(v, minimum=0, maximum=MAX_OFFSET),
+        "expand": parse_expand,
+    }
+    parsed = {}
+    for name, parser in parsers.items():
+        value = single(name)
+        if not value:
+            continue
+        try:
+            check_single_value(value)
+            parsed[name] = parser(value)
+        except ValidationError as error:
+            errors[name] = list(error.messages)
+    if errors:
+        raise ApiValidationError(errors)
+    limit = parsed.get("limit", limit)
+    offset = parsed.get("offset", offset)
+    expand = parsed.get("expand", expand)
+    filters = QueryDict(mutable=True)
+    for name in query:
+        if name in filter_names:
+            filters.setlist(name, query.getlist(name))
+    return CustomerListParams(limit=limit, offset=offset, expand=expand, filters=filters)

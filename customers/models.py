@@ -1,0 +1,216 @@
+"""Tenants, their environments, staff memberships, API keys and the customers themselves."""
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from customers.ids import new_customer_id
+from customers.scope import Scope
+
+
+class CodePointCollationMixin:
+    """Compare and sort by code point on PostgreSQL whatever the database's default collation.
+
+    SQLite's default (BINARY) already compares code points; PostgreSQL's depends on how the
+    cluster was created (``en_US.UTF-8`` sorts ``B`` after ``a``), so the column says ``C``.
+    """
+
+    def db_parameters(self, connection):
+        params = super().db_parameters(connection)
+        if connection.vendor == "postgresql":
+            params["collation"] = "C"
+        return params
+
+
+class CodePointCharField(CodePointCollationMixin, models.CharField):
+    pass
+
+
+class CodePointTextField(CodePointCollationMixin, models.TextField):
+    pass
+
+
+class Tenant(models.Model):
+    id = CodePointCharField(primary_key=True, max_length=64)
+    name = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name or self.id
+
+
+class Environment(models.Model):
+    """An environment (production, sandbox, ...) of one tenant. Ids are globally unique."""
+
+    id = CodePointCharField(primary_key=True, max_length=64)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="environments")
+    name = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["tenant_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} / {self.name or self.id}"
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(tenant_id=self.tenant_id, environment_id=self.id)
+
+
+class Membership(models.Model):
+    """A staff user belongs to a tenant: they see and edit that tenant's customers."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="membership_user_tenant_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant_id}"
+
+
+def hash_api_key(raw_key: str) -> str:
+    # Keys carry 192 random bits: a fast hash is as safe as a slow one and costs microseconds.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    """A key for one scope. Only its SHA-256 hash is stored; the prefix identifies it to people."""
+
+    PREFIX_LENGTH = 11
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="api_keys")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or 'unnamed'})"
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(tenant_id=self.tenant_id, environment_id=self.environment_id)
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class CustomerStatus(models.TextChoices):
+    PUBLISHED = "published"
+    DRAFT = "draft"
+    ARCHIVED = "archived"
+
+
+def sort_keys_for(*, name: str, email: str | None) -> tuple[str, str | None]:
+    """The case-insensitive sort keys: Python's lowercase, identical on every database."""
+    return name.lower(), (email.lower() if email is not None else None)
+
+
+class Customer(models.Model):
+    id = CodePointCharField(primary_key=True, max_length=50, default=new_customer_id)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="customers", db_index=False
+    )
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, related_name="customers", db_index=False
+    )
+    external_id = CodePointCharField(max_length=255)
+    name = models.CharField(max_length=255)
+    email = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (contract: null)
+    address_line1 = models.CharField(max_length=255, blank=True, default="")
+    address_line2 = models.CharField(max_length=255, blank=True, default="")
+    address_city = models.CharField(max_length=100, blank=True, default="")
+    address_state = models.CharField(max_length=100, blank=True, default="")
+    address_postal_code = models.CharField(max_length=20, blank=True, default="")
+    address_country = models.CharField(max_length=2, blank=True, default="")
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="children",
+        db_column="parent_customer_id",
+        db_index=False,  # indexed in Meta, without the LIKE index Django would add
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    status = CodePointCharField(
+        max_length=16, choices=CustomerStatus.choices, default=CustomerStatus.PUBLISHED
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # Lowercased copies that `sort=name` / `sort=email` and the email filter use, kept in
+    # step by save() and the importer (see sort_keys_for).
+    name_key = CodePointTextField(editable=False, default="")
+    email_key = CodePointTextField(editable=False, null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "environment", "external_id"],
+                condition=~Q(status="archived"),
+                name="customer_live_external_id_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=CustomerStatus.values), name="customer_status_valid"
+            ),
+        ]
+        # Every list query filters on the scope first, then sorts with `id` as tie-break.
+        indexes = [
+            models.Index(
+                fields=["tenant", "environment", "created_at", "id"], name="customer_scope_created"
+            ),
+            models.Index(
+                fields=["tenant", "environment", "updated_at", "id"], name="customer_scope_updated"
+            ),
+            models.Index(
+                fields=["tenant", "environment", "name_key", "id"], name="customer_scope_name"
+            ),
+            models.Index(
+                fields=["tenant", "environment", "email_key", "id"], name="customer_scope_email"
+            ),
+            models.Index(
+                fields=["tenant", "environment", "external_id", "id"],
+                name="customer_scope_external_id",
+            ),
+            models.Index(
+                fields=["tenant", "environment", "status", "created_at", "id"],
+                name="customer_scope_status",
+            ),
+            models.Index(fields=["parent"], name="customer_parent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.external_id})"
+
+    def save(self, *args, **kwargs):
+        self.name_key, self.email_key = sort_keys_for(name=self.name, email=self.email)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "name_key", "email_key"}
+        super().save(*args, **kwargs)
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(tenant_id=self.tenant_id, environment_id=self.environment_id)

@@ -1,0 +1,213 @@
+"""Field rules for customers: one module that the importer, the API and the admin all use.
+
+``clean_customer_fields`` checks a mapping of field name to raw value and returns the
+normalised values (country upper-cased, metadata copied); it raises ``CustomerValidationError``
+with every offending field named, so the caller can answer with one clear message.
+"""
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+
+from customers.countries import ISO_3166_ALPHA2
+from customers.models import CustomerStatus
+
+CUSTOMER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,50}")
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
+
+# Field name -> (required, maximum length) for the plain text fields.
+TEXT_FIELD_LIMITS: dict[str, tuple[bool, int]] = {
+    "external_id": (True, 255),
+    "name": (True, 255),
+    "address_line1": (False, 255),
+    "address_line2": (False, 255),
+    "address_city": (False, 100),
+    "address_state": (False, 100),
+    "address_postal_code": (False, 20),
+}
+EDITABLE_FIELDS = (
+    "external_id",
+    "name",
+    "email",
+    "address_line1",
+    "address_line2",
+    "address_city",
+    "address_state",
+    "address_postal_code",
+    "address_country",
+    "parent_customer_id",
+    "metadata",
+    "status",
+)
+SERVER_OWNED_FIELDS = ("id", "tenant_id", "environment_id", "created_at", "updated_at")
+REQUIRED_FIELDS = ("external_id", "name")
+
+email_validator = EmailValidator()
+
+
+class CustomerValidationError(Exception):
+    """Raised with ``errors``: field name -> list of messages (each reads after the name)."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__(errors)
+        self.errors = errors
+
+    @property
+    def first_field(self) -> str:
+        return next(iter(self.errors))
+
+    @property
+    def first_message(self) -> str:
+        field = self.first_field
+        return f"{field} {self.errors[field][0]}"
+
+
+def has_nul(value: str) -> bool:
+    return "\x00" in value
+
+
+def check_plain_text(value: Any, *, required: bool, max_length: int) -> str | None:
+    """The message for a bad text value, or None when it is fine."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if has_nul(value):
+        return "must not contain NUL bytes"
+    if required and value == "":
+        return "is required and must not be empty"
+    if len(value) > max_length:
+        return f"must be at most {max_length} characters"
+    return None
+
+
+def check_email(value: Any) -> str | None:
+    if value is None:
+        return None
+    problem = check_plain_text(value, required=True, max_length=255)
+    if problem:
+        return problem
+    try:
+        email_validator(value)
+    except ValidationError:
+        return "must be a valid email address"
+    return None
+
+
+def check_country(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    if value and value.upper() not in ISO_3166_ALPHA2:
+        return "must be an ISO 3166-1 alpha-2 country code (e.g. US) or empty"
+    return None
+
+
+def check_customer_reference(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return "must be a string"
+    if has_nul(value):
+        return "must not contain NUL bytes"
+    if not CUSTOMER_ID_PATTERN.fullmatch(value):
+        return "must be a customer id (1 to 50 letters, digits, '_' or '-')"
+    return None
+
+
+def check_metadata(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "must be an object of string keys to string values"
+    if len(value) > MAX_METADATA_KEYS:
+        return f"must have at most {MAX_METADATA_KEYS} keys"
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            return "keys must be non-empty strings"
+        if has_nul(key):
+            return "keys must not contain NUL bytes"
+        if len(key) > MAX_METADATA_KEY_LENGTH:
+            return f"keys must be at most {MAX_METADATA_KEY_LENGTH} characters ({key[:40]!r}…)"
+        if not isinstance(item, str):
+            return f"values must be strings (key {key!r})"
+        if has_nul(item):
+            return f"values must not contain NUL bytes (key {key!r})"
+        if len(item) > MAX_METADATA_VALUE_LENGTH:
+            return f"values must be at most {MAX_METADATA_VALUE_LENGTH} characters (key {key!r})"
+    return None
+
+
+def check_status(value: Any) -> str | None:
+    if value not in CustomerStatus.values:
+        return "must be one of " + ", ".join(CustomerStatus.values)
+    return None
+
+
+def check_timestamp(value: Any) -> str | None:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return "must be an RFC 3339 timestamp with a time zone offset"
+    return None
+
+
+def field_problem(field: str, value: Any) -> str | None:
+    if field in TEXT_FIELD_LIMITS:
+        required, max_length = TEXT_FIELD_LIMITS[field]
+        return check_plain_text(value, required=required, max_length=max_length)
+    checks = {
+        "id": check_customer_reference,
+        "email": check_email,
+        "address_country": check_country,
+        "parent_customer_id": check_customer_reference,
+        "metadata": check_metadata,
+        "status": check_status,
+        "created_at": check_timestamp,
+        "updated_at": check_timestamp,
+    }
+    if field == "id" and value is None:
+        return "must be a customer id (1 to 50 letters, digits, '_' or '-')"
+    return checks[field](value)
+
+
+def clean_customer_fields(
+    data: Mapping[str, Any], *, partial: bool = False, fields: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """Validate ``data`` (field -> value) and return the normalised values.
+
+    Only the keys present are checked; unless ``partial``, the required fields must be
+    present. ``fields`` restricts which keys are accepted at all (callers reject unknown
+    keys before this, with their own wording).
+    """
+    allowed = (
+        set(fields)
+        if fields is not None
+        else set(EDITABLE_FIELDS)
+        | {
+            "id",
+            "created_at",
+            "updated_at",
+        }
+    )
+    errors: dict[str, list[str]] = {}
+    if not partial:
+        for field in REQUIRED_FIELDS:
+            if field not in data:
+                errors[field] = ["is required"]
+    cleaned: dict[str, Any] = {}
+    for field, value in data.items():
+        if field not in allowed:
+            errors[field] = ["is not a known field"]
+            continue
+        problem = field_problem(field, value)
+        if problem:
+            errors[field] = [problem]
+            continue
+        if field == "address_country":
+            value = value.upper()
+        elif field == "metadata":
+            value = dict(value)
+        cleaned[field] = value
+    if errors:
+        raise CustomerValidationError(errors)
+    return cleaned
