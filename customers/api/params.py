@@ -21,7 +21,7 @@ EXPANDABLE = ("parent_customer",)
 # `format` is how the browsable API asks for a renderer; it selects no customers.
 RENDERING_PARAMS = frozenset({"format"})
 LIST_PARAMS = frozenset({"limit", "offset", "expand"})
-INTEGER_PATTERN = re.compile(r"[+-]?\d{1,30}")
+INTEGER_PATTERN = re.compile(r"-?\d{1,30}")
 
 
 @dataclass(frozen=True)
