@@ -77,7 +77,8 @@ class TestShape:
         assert body["pagination"] == {"total": 1, "limit": 10, "offset": 0}
         item = body["items"][0]
         assert list(item) == CUSTOMER_KEYS
-        assert item["id"].startswith("cust_") and len(item["id"]) == 31
+        assert item["id"].startswith("cust_")
+        assert len(item["id"]) == 31
         assert item["external_id"] == "user_12345"
         assert item["address_line2"] == ""
         assert item["parent_customer_id"] is None
@@ -102,7 +103,7 @@ class TestShape:
 
 class TestLimitAndOffset:
     def test_defaults_are_limit_50_offset_0_newest_first(self, api, scope_a, three):
-        for number in range(52):
+        for _number in range(52):
             make_customer(scope_a.environment, created_at=at("2023-01-01T00:00:00"))
         body = api.get("/v1/customers").json()
         assert body["pagination"] == {"total": 55, "limit": 50, "offset": 0}
@@ -423,7 +424,7 @@ class TestExpand:
     @pytest.mark.parametrize("value", ["parent", "parent_customer,children", "PARENT_CUSTOMER"])
     def test_unknown_expansion_is_named(self, api, three, value):
         body = assert_validation_error(api.get("/v1/customers", {"expand": value}), "expand")
-        unknown = [part for part in value.split(",") if part != "parent_customer"][0]
+        unknown = next(part for part in value.split(",") if part != "parent_customer")
         assert unknown in body["error"]["details"]["expand"][0]
 
     def test_expand_costs_a_fixed_number_of_queries(self, api, scope_a):
