@@ -214,3 +214,29 @@ class Customer(models.Model):
     @property
     def scope(self) -> Scope:
         return Scope(tenant_id=self.tenant_id, environment_id=self.environment_id)
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a write sent with an `Idempotency-Key`, replayed for 24 hours.
+
+    Unique per scope and key: a concurrent request with the same key waits on the unique
+    index until the first one commits, then replays its response.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, db_index=False)
+    key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "environment", "key"], name="idempotency_scope_key_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.tenant_id}/{self.environment_id})"

@@ -11,8 +11,9 @@ from typing import Any
 from django.db.models import QuerySet
 
 from customers.filters import CustomerFilterSet
-from customers.models import Customer
+from customers.models import Customer, CustomerStatus
 from customers.scope import Scope
+from customers.validation import CUSTOMER_ID_PATTERN
 
 
 class CustomerFilterError(Exception):
@@ -23,8 +24,40 @@ class CustomerFilterError(Exception):
         self.errors = errors
 
 
+class CustomerNotFoundError(Exception):
+    """No customer with that id (or live external id) in the scope."""
+
+
 def customers_in_scope(*, scope: Scope) -> QuerySet[Customer]:
     return Customer.objects.filter(tenant_id=scope.tenant_id, environment_id=scope.environment_id)
+
+
+def customer_get(*, scope: Scope, customer_id: str, for_update: bool = False) -> Customer:
+    """The customer of ``scope`` with that id, archived or not."""
+    customer = None
+    if CUSTOMER_ID_PATTERN.fullmatch(customer_id):  # no query for what cannot be an id
+        queryset = customers_in_scope(scope=scope)
+        if for_update:
+            queryset = queryset.select_for_update()
+        customer = queryset.filter(pk=customer_id).first()
+    if customer is None:
+        raise CustomerNotFoundError(f"no customer {customer_id!r} in this environment")
+    return customer
+
+
+def customer_get_by_external_id(*, scope: Scope, external_id: str) -> Customer:
+    """The non-archived customer of ``scope`` with that external id."""
+    customer = (
+        customers_in_scope(scope=scope)
+        .filter(external_id=external_id)
+        .exclude(status=CustomerStatus.ARCHIVED)
+        .first()
+    )
+    if customer is None:
+        raise CustomerNotFoundError(
+            f"no customer with external_id {external_id!r} in this environment"
+        )
+    return customer
 
 
 def customer_list(*, scope: Scope, filters: Mapping[str, Any]) -> QuerySet[Customer]:

@@ -5,15 +5,27 @@ each entry point enforces the same rules.
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from customers.ids import new_api_key_secret
-from customers.models import ApiKey, Environment, Membership, Tenant, hash_api_key
+from customers.models import (
+    ApiKey,
+    Customer,
+    CustomerStatus,
+    Environment,
+    Membership,
+    Tenant,
+    hash_api_key,
+)
+from customers.scope import Scope
+from customers.selectors import customer_get, customers_in_scope
+from customers.validation import EDITABLE_FIELDS, CustomerValidationError, clean_customer_fields
 
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 OPERATORS_GROUP = "Customer operators"
@@ -112,3 +124,150 @@ def staff_user_upsert(*, username: str, password: str, tenant_ids: Iterable[str]
     for tenant in tenants:
         Membership.objects.get_or_create(user=user, tenant=tenant)
     return user
+
+
+# --- Customers -----------------------------------------------------------------------------
+
+
+class CustomerConflictError(ServiceError):
+    """Another non-archived customer of the scope has the external id."""
+
+
+def parent_problem(*, scope: Scope, customer_id: str | None, parent_id: str) -> str | None:
+    """Why ``parent_id`` cannot be the parent of ``customer_id``, or None when it can.
+
+    The parent must be a non-archived customer of the same scope, and never the customer
+    itself or one of its descendants (the whole ancestor chain is walked, so no cycle forms).
+    """
+    if parent_id == customer_id:
+        return "must not be the customer itself"
+    parent = customers_in_scope(scope=scope).filter(pk=parent_id).values("status").first()
+    if parent is None:
+        return "must be an existing customer of the same tenant and environment"
+    if parent["status"] == CustomerStatus.ARCHIVED:
+        return "must not be an archived customer"
+    if customer_id is None:
+        return None
+    ancestor_id, seen = parent_id, set()
+    while ancestor_id is not None and ancestor_id not in seen:
+        if ancestor_id == customer_id:
+            return "must not be one of the customer's descendants"
+        seen.add(ancestor_id)
+        ancestor_id = (
+            Customer.objects.filter(pk=ancestor_id).values_list("parent_id", flat=True).first()
+        )
+    return None
+
+
+def lock_hierarchy(*, scope: Scope) -> None:
+    """Serialise parent changes within a scope, so two concurrent moves cannot close a cycle.
+
+    Parent changes are rare; a transaction-level advisory lock costs nothing elsewhere.
+    SQLite runs one writer at a time already.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"hierarchy:{scope}"])
+
+
+def live_external_id_taken(*, scope: Scope, external_id: str, exclude_id: str | None) -> bool:
+    queryset = (
+        customers_in_scope(scope=scope)
+        .filter(external_id=external_id)
+        .exclude(status=CustomerStatus.ARCHIVED)
+    )
+    if exclude_id is not None:
+        queryset = queryset.exclude(pk=exclude_id)
+    return queryset.exists()
+
+
+def conflict_for(external_id: str) -> CustomerConflictError:
+    return CustomerConflictError(
+        f"a customer with external_id {external_id!r} already exists in this environment"
+    )
+
+
+def save_customer(*, customer: Customer, update_fields: list[str] | None = None) -> None:
+    """Save, letting the database's partial unique index decide races on external ids."""
+    try:
+        with transaction.atomic():
+            customer.save(force_insert=update_fields is None, update_fields=update_fields)
+    except IntegrityError:
+        if customer.status != CustomerStatus.ARCHIVED and live_external_id_taken(
+            scope=customer.scope, external_id=customer.external_id, exclude_id=customer.pk
+        ):
+            raise conflict_for(customer.external_id) from None
+        raise
+
+
+def check_parent(*, scope: Scope, customer_id: str | None, parent_id: str | None) -> None:
+    if parent_id is None:
+        return
+    lock_hierarchy(scope=scope)
+    problem = parent_problem(scope=scope, customer_id=customer_id, parent_id=parent_id)
+    if problem:
+        raise CustomerValidationError({"parent_customer_id": [problem]})
+
+
+@transaction.atomic
+def customer_create(*, scope: Scope, data: Mapping[str, Any]) -> Customer:
+    """A new customer of ``scope`` from API field names; ``status`` defaults to published."""
+    cleaned = clean_customer_fields(data, fields=EDITABLE_FIELDS)
+    parent_id = cleaned.pop("parent_customer_id", None)
+    check_parent(scope=scope, customer_id=None, parent_id=parent_id)
+    now = timezone.now()
+    customer = Customer(
+        tenant_id=scope.tenant_id,
+        environment_id=scope.environment_id,
+        parent_id=parent_id,
+        created_at=now,
+        updated_at=now,
+        **cleaned,
+    )
+    if customer.status != CustomerStatus.ARCHIVED and live_external_id_taken(
+        scope=scope, external_id=customer.external_id, exclude_id=None
+    ):
+        raise conflict_for(customer.external_id)
+    save_customer(customer=customer)
+    return customer
+
+
+@transaction.atomic
+def customer_update(*, scope: Scope, customer_id: str, data: Mapping[str, Any]) -> Customer:
+    """Change only the fields given (``metadata`` is replaced whole); ``updated_at`` moves."""
+    cleaned = clean_customer_fields(data, partial=True, fields=EDITABLE_FIELDS)
+    customer = customer_get(scope=scope, customer_id=customer_id, for_update=True)
+    if "parent_customer_id" in cleaned:
+        parent_id = cleaned.pop("parent_customer_id")
+        if parent_id != customer.parent_id:
+            check_parent(scope=scope, customer_id=customer.pk, parent_id=parent_id)
+        cleaned["parent_id"] = parent_id
+    changed = [field for field, value in cleaned.items() if getattr(customer, field) != value]
+    if not changed:
+        return customer
+    for field in changed:
+        setattr(customer, field, cleaned[field])
+    becomes_live = customer.status != CustomerStatus.ARCHIVED and (
+        "external_id" in changed or "status" in changed
+    )
+    if becomes_live and live_external_id_taken(
+        scope=scope, external_id=customer.external_id, exclude_id=customer.pk
+    ):
+        raise conflict_for(customer.external_id)
+    customer.updated_at = timezone.now()
+    save_customer(customer=customer, update_fields=[*changed, "updated_at"])
+    return customer
+
+
+def customer_archive(*, scope: Scope, customer_id: str) -> Customer:
+    """The delete: status becomes archived. Archiving an archived customer changes nothing."""
+    return customer_update(
+        scope=scope, customer_id=customer_id, data={"status": CustomerStatus.ARCHIVED}
+    )
+
+
+def customer_restore(*, scope: Scope, customer_id: str) -> Customer:
+    """Undo an archive: the customer is published again (409 if its external id is taken)."""
+    return customer_update(
+        scope=scope, customer_id=customer_id, data={"status": CustomerStatus.PUBLISHED}
+    )

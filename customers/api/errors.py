@@ -4,6 +4,7 @@
 """
 
 import logging
+from contextlib import contextmanager
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
@@ -36,16 +37,29 @@ def error_json_response(status: int, message: str, details: dict | None = None) 
     return JsonResponse(error_body(status, message, details), status=status)
 
 
-class ApiValidationError(exceptions.APIException):
+class ApiError(exceptions.APIException):
+    """An API error with a message and, per parameter or field, its messages."""
+
+    def __init__(self, message: str, details: dict[str, list[str]] | None = None):
+        self.details = details or {}
+        super().__init__(detail=message)
+
+
+class ApiValidationError(ApiError):
     """A 400 whose details map each parameter or field to its messages."""
 
     status_code = 400
     default_code = "validation_error"
 
     def __init__(self, details: dict[str, list[str]]):
-        self.details = {name: [str(m) for m in messages] for name, messages in details.items()}
-        first = next(iter(self.details))
-        super().__init__(detail=f"{first} {self.details[first][0]}")
+        details = {name: [str(m) for m in messages] for name, messages in details.items()}
+        first = next(iter(details))
+        super().__init__(f"{first} {details[first][0]}", details)
+
+
+class AlreadyExistsError(ApiError):
+    status_code = 409
+    default_code = "already_exists"
 
 
 def flatten_drf_detail(detail) -> str:
@@ -60,8 +74,10 @@ def flatten_drf_detail(detail) -> str:
 def api_exception_handler(exc, context):
     """Every exception a DRF view raises becomes the envelope; never a stack trace."""
     headers = {}
-    if isinstance(exc, ApiValidationError):
-        return Response(error_body(400, str(exc.detail), exc.details), status=400)
+    if isinstance(exc, ApiError):
+        return Response(
+            error_body(exc.status_code, str(exc.detail), exc.details), status=exc.status_code
+        )
     if isinstance(exc, Http404):
         return Response(error_body(404, "not found"), status=404)
     if isinstance(exc, PermissionDenied):
@@ -89,3 +105,21 @@ def api_exception_handler(exc, context):
     else:
         logger.exception("unhandled error in API view")
     return Response(error_body(500, "internal error"), status=500)
+
+
+@contextmanager
+def service_errors_as_api_errors():
+    """Turn the services' refusals into the API's 400, 404 and 409."""
+    # Imported here: services import selectors and models, which this module must not need.
+    from customers.selectors import CustomerNotFoundError
+    from customers.services import CustomerConflictError
+    from customers.validation import CustomerValidationError
+
+    try:
+        yield
+    except CustomerValidationError as error:
+        raise ApiValidationError(error.errors) from None
+    except CustomerNotFoundError as error:
+        raise exceptions.NotFound(str(error)) from None
+    except CustomerConflictError as error:
+        raise AlreadyExistsError(str(error), {"external_id": ["already exists"]}) from None

@@ -5,7 +5,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from customers.api.errors import ApiValidationError
 from customers.models import Customer, CustomerStatus
+from customers.validation import EDITABLE_FIELDS, SERVER_OWNED_FIELDS
 
 
 def rfc3339(moment: datetime) -> str:
@@ -66,3 +68,20 @@ class CustomerSerializer(serializers.Serializer):
         if self.context.get("expand_parent"):
             return customer_as_dict_with_parent(instance)
         return customer_as_dict(instance)
+
+
+# Keys a client may send back as it read them; they are ignored, never written.
+READ_ONLY_BODY_FIELDS = frozenset({*SERVER_OWNED_FIELDS, "parent_customer"})
+# What DRF's browsable API adds to the bodies it posts.
+BROWSABLE_API_FORM_FIELDS = frozenset({"csrfmiddlewaretoken", "_content", "_content_type"})
+
+
+def customer_fields_from_body(body: Any) -> dict[str, Any]:
+    """The writable fields of a JSON body; an unknown field is a 400 naming it."""
+    if not isinstance(body, dict):
+        raise ApiValidationError({"body": ["must be a JSON object"]})
+    ignored = READ_ONLY_BODY_FIELDS | BROWSABLE_API_FORM_FIELDS
+    unknown = [name for name in body if name not in EDITABLE_FIELDS and name not in ignored]
+    if unknown:
+        raise ApiValidationError({str(name): ["is not a known field"] for name in unknown})
+    return {name: value for name, value in body.items() if name in EDITABLE_FIELDS}

@@ -4,6 +4,23 @@ from customers.api import views
 
 app_name = "api"
 
+customer_collection = views.CustomerViewSet.as_view(
+    {"get": "list", "post": "create"}, suffix="List"
+)
+customer_detail = views.CustomerViewSet.as_view(
+    {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"},
+    suffix="Instance",
+)
+customer_by_external_id = views.CustomerViewSet.as_view(
+    {"get": "retrieve_by_external_id"}, suffix="Instance"
+)
+
 urlpatterns = [
-    path("customers", views.CustomerViewSet.as_view({"get": "list"}), name="customer_list"),
+    path("customers", customer_collection, name="customer_list"),
+    path(
+        "customers/external/<path:external_id>",
+        customer_by_external_id,
+        name="customer_by_external_id",
+    ),
+    path("customers/<str:customer_id>", customer_detail, name="customer_detail"),
 ]
