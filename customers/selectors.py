@@ -38,7 +38,8 @@ def customer_get(*, scope: Scope, customer_id: str, for_update: bool = False) ->
     if CUSTOMER_ID_PATTERN.fullmatch(customer_id):  # no query for what cannot be an id
         queryset = customers_in_scope(scope=scope)
         if for_update:
-            queryset = queryset.select_for_update()
+            # NO KEY: children being inserted or re-pointed (their FK checks) need not wait.
+            queryset = queryset.select_for_update(no_key=True)
         customer = queryset.filter(pk=customer_id).first()
     if customer is None:
         raise CustomerNotFoundError(f"no customer {customer_id!r} in this environment")

@@ -236,6 +236,9 @@ def customer_create(*, scope: Scope, data: Mapping[str, Any]) -> Customer:
 def customer_update(*, scope: Scope, customer_id: str, data: Mapping[str, Any]) -> Customer:
     """Change only the fields given (``metadata`` is replaced whole); ``updated_at`` moves."""
     cleaned = clean_customer_fields(data, partial=True, fields=EDITABLE_FIELDS)
+    if "parent_customer_id" in cleaned:
+        # Before the row lock: every parent change takes the two locks in the same order.
+        lock_hierarchy(scope=scope)
     customer = customer_get(scope=scope, customer_id=customer_id, for_update=True)
     if "parent_customer_id" in cleaned:
         parent_id = cleaned.pop("parent_customer_id")
