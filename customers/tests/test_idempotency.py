@@ -191,7 +191,7 @@ class TestRaces:
             second = make_customer(scope_a.environment)
             pairs = [(first, second), (second, first)] * (self.THREADS // 2)
 
-            def move(index):
+            def move(index, pairs=pairs):
                 child, parent = pairs[index]
                 response = scope_a.client().patch(
                     f"/v1/customers/{child.id}", {"parent_customer_id": parent.id}, format="json"
