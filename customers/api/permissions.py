@@ -19,7 +19,8 @@ class HasScope(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         if not request.user or not request.user.is_authenticated:
             raise exceptions.NotAuthenticated(
-                "an API key is required (Authorization: Bearer <key> or x-api-key: <key>)"
+                "an API key is required (Authorization: Bearer <key> or x-api-key: <key>);"
+                " staff may log in at /admin/login/ instead"
             )
         scope = request_scope(request)
         if scope is None:

@@ -149,10 +149,21 @@ class TestErrorEnvelope:
         assert_error(scope_a.client().get("/v1/nothing-here"), 404, "not_found")
         assert_error(APIClient().get("/v1/"), 404, "not_found")
 
-    @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
-    def test_unsupported_method_is_a_405_envelope(self, scope_a, method):
-        response = getattr(scope_a.client(), method)("/v1/customers", {}, format="json")
-        assert_error(response, 405, "method_not_allowed")
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            ("put", "/v1/customers"),
+            ("patch", "/v1/customers"),
+            ("delete", "/v1/customers"),
+            ("post", "/v1/customers/cust_X"),
+            ("post", "/v1/customers/external/x"),
+            ("delete", "/v1/customers/external/x"),
+        ],
+    )
+    def test_unsupported_method_is_a_405_envelope(self, scope_a, method, path):
+        response = getattr(scope_a.client(), method)(path, {}, format="json")
+        body = assert_error(response, 405, "method_not_allowed")
+        assert method.upper() in body["error"]["message"]
 
     def test_unexpected_error_is_a_500_envelope_without_details(self, scope_a, monkeypatch):
         def explode(**kwargs):
