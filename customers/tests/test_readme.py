@@ -1,6 +1,7 @@
-"""The README's curl examples, run against the demo data, answer as the README says."""
+"""The README's curl examples, run in order against the demo data, answer as it says."""
 
 import itertools
+import json
 import re
 import shlex
 from pathlib import Path
@@ -20,18 +21,26 @@ def curl_commands() -> list[list[str]]:
     return [shlex.split(command.replace("$KEY", DEMO_KEY)) for command in commands]
 
 
-def request_of(command: list[str]) -> tuple[str, dict[str, str]]:
+def request_of(command: list[str]) -> tuple[str, str, dict[str, str], str | None]:
     url = next(part for part in command if part.startswith("http://"))
-    headers = {}
+    method, headers, body = "GET", {}, None
     for flag, value in itertools.pairwise(command):
-        if flag == "-H":
+        if flag == "-X":
+            method = value
+        elif flag == "-d":
+            body = value
+        elif flag == "-H":
             name, _, header_value = value.partition(": ")
+            if name.lower() == "content-type":
+                continue
             headers["HTTP_" + name.upper().replace("-", "_")] = header_value
-    return re.sub(r"^http://127\.0\.0\.1:8000", "", url), headers
+    return method, re.sub(r"^http://127\.0\.0\.1:8000", "", url), headers, body
 
 
-def test_the_readme_has_curl_examples():
-    assert len(curl_commands()) >= 8
+def test_the_readme_has_curl_examples_for_reads_and_writes():
+    methods = {request_of(command)[0] for command in curl_commands()}
+    assert methods == {"GET", "POST", "PATCH", "DELETE"}
+    assert len(curl_commands()) >= 12
 
 
 @pytest.mark.django_db
@@ -39,16 +48,31 @@ def test_every_curl_example_works_against_the_demo_data():
     call_command("seed_demo", stdout=None, stderr=None)
     client = APIClient()
     for command in curl_commands():
-        path, headers = request_of(command)
-        response = client.get(path, **headers)
-        body = response.json()
+        method, path, headers, body = request_of(command)
+        response = client.generic(
+            method, path, body or "", content_type="application/json", **headers
+        )
+        if method == "DELETE":
+            assert response.status_code == 204, path
+            assert client.get(path, **headers).json()["status"] == "archived"
+            continue
+        data = response.json()
         if "limit=0" in path:
             assert response.status_code == 400
-            assert body["error"]["details"] == {"limit": ["must be between 1 and 1000"]}
-            continue
-        assert response.status_code == 200, (path, body)
-        assert list(body) == ["items", "pagination"]
-        assert body["items"], f"{path} returned no customers from the demo data"
-        assert all(len(item) >= CUSTOMER_KEYS for item in body["items"])
-        if "expand=parent_customer" in path:
-            assert all(item["parent_customer"] for item in body["items"])
+            assert data["error"]["details"] == {"limit": ["must be between 1 and 1000"]}
+        elif method == "POST":
+            assert response.status_code == 201, data
+            assert data["status"] == "published"
+        elif method == "PATCH":
+            assert response.status_code == 200, data
+            assert {key: data[key] for key in json.loads(body)} == json.loads(body)
+        elif path.startswith("/v1/customers?"):
+            assert response.status_code == 200, (path, data)
+            assert list(data) == ["items", "pagination"]
+            assert data["items"], f"{path} returned no customers from the demo data"
+            assert all(len(item) >= CUSTOMER_KEYS for item in data["items"])
+            if "expand=parent_customer" in path:
+                assert all(item["parent_customer"] for item in data["items"])
+        else:
+            assert response.status_code == 200, (path, data)
+            assert len(data) == CUSTOMER_KEYS
