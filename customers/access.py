@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from customers.models import Environment
-from customers.scope import Scope
+from customers.scope import Scope, TenantScope
 
 SESSION_ENVIRONMENT_KEY = "crm_current_environment_id"
 REQUEST_CACHE_ATTRIBUTE = "_crm_current_environment"
@@ -59,3 +59,18 @@ def switch_environment(request: HttpRequest, environment_id: str) -> Environment
         request.session[SESSION_ENVIRONMENT_KEY] = environment.pk
         setattr(request, REQUEST_CACHE_ATTRIBUTE, environment)
     return environment
+
+
+def tenant_scope_for_user(user) -> TenantScope:
+    """What an operator sees in the admin: every environment of their tenants."""
+    if not is_operator(user):
+        return TenantScope(tenant_ids=frozenset())
+    if user.is_superuser:
+        return TenantScope(tenant_ids=None)
+    cached = getattr(user, "_crm_tenant_scope", None)
+    if cached is None:
+        cached = TenantScope(
+            tenant_ids=frozenset(user.memberships.values_list("tenant_id", flat=True))
+        )
+        user._crm_tenant_scope = cached
+    return cached

@@ -1,50 +1,362 @@
-"""Admin registrations. Staff see only their tenants' customers; superusers see everything.
+"""Admin pages. Operators see only their tenants' customers, everywhere; superusers see all.
 
-Customers are read-only here until the admin edits go through ``customers.services``.
+The customer list runs on the same FilterSet and selector as the API (``customer_filterset``
+over the operator's ``TenantScope``); every change goes through ``customers.services``.
+Archive is the delete: there is no hard delete.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import (
+    ALL_VAR,
+    ERROR_FLAG,
+    IS_FACETS_VAR,
+    IS_POPUP_VAR,
+    ORDER_VAR,
+    PAGE_VAR,
+    TO_FIELD_VAR,
+    ChangeList,
+)
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect, QueryDict
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from django.utils.html import format_html
 
-from customers.access import is_operator
-from customers.models import ApiKey, Customer, Environment, Membership, Tenant
+from customers.access import current_environment, environments_for_user, tenant_scope_for_user
+from customers.exports import customers_csv_response
+from customers.filters import SORT_COLUMNS, CustomerFilterSet
+from customers.forms import CustomerAdminForm
+from customers.models import ApiKey, Customer, CustomerStatus, Environment, Membership, Tenant
+from customers.selectors import (
+    CustomerFilterError,
+    customer_count,
+    customer_filterset,
+    customer_list,
+    customers_in_scope,
+)
+from customers.services import (
+    CustomerConflictError,
+    ServiceError,
+    customer_archive,
+    customer_create,
+    customer_restore,
+    customer_update,
+)
+from customers.validation import CustomerValidationError
+
+# The admin's own parameters; every other one is a filter of CustomerFilterSet.
+ADMIN_PARAMS = {ALL_VAR, ORDER_VAR, PAGE_VAR, ERROR_FLAG, IS_POPUP_VAR, TO_FIELD_VAR, IS_FACETS_VAR}
+ADMIN_PARAMS |= {"_changelist_filters"}
+CHILDREN_PER_PAGE = 20
 
 
-def user_tenant_ids(user):
-    return user.memberships.values("tenant_id")
+def changelist_filters(request: HttpRequest) -> dict[str, list[str]]:
+    """The changelist's query string minus the admin's own parameters, with `o` as sort/order."""
+    filters = {name: request.GET.getlist(name) for name in request.GET if name not in ADMIN_PARAMS}
+    ordering = request.GET.get(ORDER_VAR, "")
+    column_number = ordering.split(".")[0]
+    if column_number.lstrip("-").isdigit() and "sort" not in filters:
+        index = int(column_number.lstrip("-"))
+        columns = CustomerAdmin.list_display
+        if 0 <= index < len(columns) and columns[index] in SORT_COLUMNS:
+            filters["sort"] = [columns[index]]
+            filters["order"] = ["desc" if column_number.startswith("-") else "asc"]
+    return filters
+
+
+class SaveRefusedError(Exception):
+    """The services refused a save that the form had validated (a concurrent change)."""
+
+
+class CustomerPaginator(Paginator):
+    """Counts through the customer_count selector, like the API."""
+
+    @cached_property
+    def count(self) -> int:
+        return customer_count(queryset=self.object_list)
+
+
+class CustomerChangeList(ChangeList):
+    """Django's change list, with filtering, search and ordering done by CustomerFilterSet."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        filters = changelist_filters(request)
+        unknown = sorted(set(filters) - set(CustomerFilterSet.base_filters))
+        self.filter_specs, self.has_filters = [], True
+        self.filterset = customer_filterset(
+            scope=tenant_scope_for_user(request.user), filters=filters_for_form(filters)
+        )
+        self.filter_errors = dict(self.filterset.errors) if not self.filterset.is_valid() else {}
+        for name in unknown:
+            self.filter_errors[name] = ["is not a filter of this list"]
+        self.has_active_filters = any(
+            value for name, value in filters.items() if name not in ("sort", "order")
+        )
+        self.clear_all_filters_qs = "?"
+        if self.filter_errors:
+            return self.root_queryset.none()
+        return self.filterset.qs
+
+
+def filters_for_form(filters: dict[str, list[str]]) -> QueryDict:
+    data = QueryDict(mutable=True)
+    for name, values in filters.items():
+        data.setlist(name, values)
+    return data
+
+
+class ScopedAutocompleteSelect(AutocompleteSelect):
+    """Parent autocomplete limited to the edited customer's environment."""
+
+    def __init__(self, *args, environment_id: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.environment_id = environment_id
+
+    def get_url(self):
+        url = super().get_url()
+        return f"{url}?environment={self.environment_id}" if self.environment_id else url
 
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    form = CustomerAdminForm
     list_display = (
-        "id",
-        "external_id",
         "name",
+        "external_id",
         "email",
         "status",
-        "tenant",
-        "environment",
+        "parent_link",
+        "tenant_id",
+        "environment_id",
         "created_at",
+        "updated_at",
     )
-    list_filter = ("status",)
+    list_display_links = ("name",)
+    sortable_by = ("name", "external_id", "email", "status", "created_at", "updated_at")
+    ordering = ("-created_at",)
+    search_fields = ("name",)  # the search itself is CustomerFilterSet's `q`
+    search_help_text = "Name, email or external id contain these words (case-insensitive)."
     show_full_result_count = False
     list_per_page = 50
+    paginator = CustomerPaginator
+    autocomplete_fields = ("parent",)
+    actions = ("archive_selected", "restore_selected")
+    readonly_fields = ("id", "tenant_id", "environment_id", "created_at", "updated_at")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "tenant_id",
+                    "environment_id",
+                    "external_id",
+                    "name",
+                    "email",
+                    "status",
+                    "parent",
+                )
+            },
+        ),
+        (
+            "Address",
+            {
+                "fields": (
+                    "address_line1",
+                    "address_line2",
+                    "address_city",
+                    "address_state",
+                    "address_postal_code",
+                    "address_country",
+                )
+            },
+        ),
+        ("Metadata", {"fields": ("metadata",)}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+    change_list_template = "admin/customers/customer/change_list.html"
+    change_form_template = "admin/customers/customer/change_form.html"
+
+    # --- who sees what -------------------------------------------------------------------
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        if not is_operator(request.user):
-            return queryset.none()
-        return queryset.filter(tenant_id__in=user_tenant_ids(request.user))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+        return customers_in_scope(scope=tenant_scope_for_user(request.user))
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_changelist(self, request, **kwargs):
+        return CustomerChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        """Search through the FilterSet (also for the parent autocomplete)."""
+        filters = {"q": search_term} if search_term else {}
+        environment_id = request.GET.get("environment")
+        if environment_id:
+            filters["environment"] = environment_id
+        filterset = CustomerFilterSet(data=filters, queryset=queryset)
+        if not filterset.is_valid():
+            return queryset.none(), False
+        queryset = filterset.qs
+        if request.GET.get("field_name") == "parent":
+            queryset = queryset.exclude(status=CustomerStatus.ARCHIVED)
+        return queryset, False
+
+    # --- list ----------------------------------------------------------------------------
+
+    @admin.display(description="Parent")
+    def parent_link(self, customer):
+        if not customer.parent_id:
+            return "-"
+        url = reverse("admin:customers_customer_change", args=[customer.parent_id])
+        return format_html('<a href="{}">{}</a>', url, customer.parent_id)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "export_query": request.GET.urlencode(),
+            "filter_environments": list(environments_for_user(request.user)),
+            "status_choices": CustomerStatus.choices,
+        }
+        return super().changelist_view(request, extra_context)
+
+    # --- edit ----------------------------------------------------------------------------
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        environment = obj.environment if obj else current_environment(request)
+        form_class.scope = environment.scope if environment else None
+        widget = form_class.base_fields["parent"].widget
+        inner = getattr(widget, "widget", widget)
+        if isinstance(inner, AutocompleteSelect):
+            scoped = ScopedAutocompleteSelect(
+                inner.field,
+                self.admin_site,
+                attrs=inner.attrs,
+                environment_id=environment.pk if environment else None,
+            )
+            if hasattr(widget, "widget"):
+                widget.widget = scoped
+            else:
+                form_class.base_fields["parent"].widget = scoped
+        return form_class
+
+    def save_model(self, request, obj, form, change):
+        data = form.api_fields()
+        try:
+            if change:
+                customer = customer_update(scope=obj.scope, customer_id=obj.pk, data=data)
+            else:
+                environment = current_environment(request)
+                customer = customer_create(scope=environment.scope, data=data)
+        except (CustomerValidationError, CustomerConflictError, ServiceError) as error:
+            # A concurrent write got there between the form's validation and this save.
+            raise SaveRefusedError(str(error)) from error
+        for field in Customer._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(customer, field.attname))
+        obj._state.adding = False
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except SaveRefusedError as refused:  # the transaction is rolled back by now
+            messages.error(request, f"Not saved: {refused}")
+            return HttpResponseRedirect(request.get_full_path())
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        customer = self.get_object(request, object_id)
+        if customer is not None:
+            children = customers_in_scope(scope=customer.scope).filter(parent_id=customer.pk)
+            page = Paginator(
+                children.order_by("name_key", "id").only("id", "name", "external_id", "status"),
+                CHILDREN_PER_PAGE,
+            ).get_page(request.GET.get("children_page"))
+            extra_context["children_page"] = page
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and current_environment(request) is not None
+
+    # --- archive and restore ---------------------------------------------------------------
+
+    @admin.action(description="Archive the selected customers", permissions=["change"])
+    def archive_selected(self, request, queryset):
+        self.apply_to_each(request, queryset, customer_archive, "archived")
+
+    @admin.action(description="Restore the selected customers", permissions=["change"])
+    def restore_selected(self, request, queryset):
+        self.apply_to_each(request, queryset, customer_restore, "restored")
+
+    def apply_to_each(self, request, queryset, service, verb: str) -> None:
+        done, refused = 0, []
+        for customer in queryset.only("id", "tenant_id", "environment_id", "name"):
+            try:
+                changed = service(scope=customer.scope, customer_id=customer.pk)
+            except (CustomerConflictError, CustomerValidationError) as error:
+                refused.append(f"{customer.name}: {error}")
+                continue
+            self.log_change(request, changed, [{"changed": {"fields": ["status"]}}])
+            done += 1
+        if done:
+            messages.success(request, f"{done} customer(s) {verb}.")
+        for reason in refused:
+            messages.error(request, f"Not {verb}: {reason}")
+
+    def get_urls(self):
+        urls = [
+            path(
+                "export.csv",
+                self.admin_site.admin_view(self.export_view),
+                name="customers_customer_export",
+            ),
+            path(
+                "<str:object_id>/archive/",
+                self.admin_site.admin_view(self.archive_view),
+                name="customers_customer_archive",
+            ),
+            path(
+                "<str:object_id>/restore/",
+                self.admin_site.admin_view(self.restore_view),
+                name="customers_customer_restore",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def status_view(self, request, object_id, service, verb):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        customer = get_object_or_404(self.get_queryset(request), pk=object_id)
+        self.apply_to_each(
+            request, self.get_queryset(request).filter(pk=customer.pk), service, verb
+        )
+        return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[customer.pk]))
+
+    def archive_view(self, request, object_id):
+        return self.status_view(request, object_id, customer_archive, "archived")
+
+    def restore_view(self, request, object_id):
+        return self.status_view(request, object_id, customer_restore, "restored")
+
+    # --- export --------------------------------------------------------------------------
+
+    def export_view(self, request):
+        if not self.has_view_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        try:
+            queryset = customer_list(
+                scope=tenant_scope_for_user(request.user),
+                filters=filters_for_form(changelist_filters(request)),
+            )
+        except CustomerFilterError as error:
+            for name, problems in error.errors.items():
+                messages.error(request, f"{name}: {'; '.join(problems)}")
+            return HttpResponseRedirect(reverse("admin:customers_customer_changelist"))
+        return customers_csv_response(queryset, filename="customers.csv")
 
 
 class SuperuserOnlyAdmin(admin.ModelAdmin):

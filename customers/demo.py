@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from customers.ids import CROCKFORD_BASE32, CUSTOMER_ID_PREFIX
-from customers.models import Customer, CustomerStatus, sort_keys_for
+from customers.models import Customer, CustomerStatus
 from customers.scope import Scope
 
 COMPANY_FIRST = [
@@ -170,6 +170,6 @@ def demo_customers(*, scope: Scope, count: int, seed: int, id_tag: str) -> Itera
             created_at=created_at,
             updated_at=updated_at,
         )
-        customer.name_key, customer.email_key = sort_keys_for(name=customer.name, email=email)
+        customer.refresh_derived_keys()
         created.append(customer)
         yield customer

@@ -5,6 +5,8 @@ it is given and applies the total ordering (`sort`, then `id` in the same direct
 scope is never a parameter: callers hand in a queryset already confined to it.
 """
 
+from datetime import UTC, datetime, time, timedelta
+
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
@@ -116,7 +118,37 @@ def choice_messages(choices) -> dict[str, str]:
     return {"invalid_choice": f"must be one of {allowed}"}
 
 
+class SearchFilter(SingleValueFilter):
+    """Case-insensitive substring search over name, email and external id; terms are ANDed."""
+
+    def filter(self, qs, value):
+        for term in (value or "").split():
+            qs = qs.filter(search_key__contains=term.lower())
+        return qs
+
+
+class DayBoundFilter(django_filters.DateFilter):
+    """A day bound on a timestamp (UTC): `after` from the day's start, `before` through its end.
+
+    Compares the column itself (no `__date` transform), so the scope indexes still serve it.
+    """
+
+    def __init__(self, *, field_name: str, bound: str, **kwargs):
+        kwargs.setdefault("error_messages", {"invalid": "must be a date (YYYY-MM-DD)"})
+        super().__init__(field_name=field_name, **kwargs)
+        self.bound = bound
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        day_start = datetime.combine(value, time.min, tzinfo=UTC)
+        if self.bound == "after":
+            return qs.filter(**{f"{self.field_name}__gte": day_start})
+        return qs.filter(**{f"{self.field_name}__lt": day_start + timedelta(days=1)})
+
+
 class CustomerFilterSet(django_filters.FilterSet):
+    # Shared by the API and the admin pages.
     status = django_filters.ChoiceFilter(
         choices=CustomerStatus.choices, error_messages=choice_messages(CustomerStatus.choices)
     )
@@ -135,6 +167,17 @@ class CustomerFilterSet(django_filters.FilterSet):
         method="order_afterwards",
         error_messages=choice_messages(ORDER_CHOICES),
     )
+    # The admin pages' own filters (the API accepts only API_PARAMS).
+    q = SearchFilter(label="Search")
+    tenant = SingleValueFilter(field_name="tenant_id")
+    environment = SingleValueFilter(field_name="environment_id")
+    has_parent = django_filters.BooleanFilter(
+        field_name="parent", lookup_expr="isnull", exclude=True, label="Has parent"
+    )
+    created_at_after = DayBoundFilter(field_name="created_at", bound="after")
+    created_at_before = DayBoundFilter(field_name="created_at", bound="before")
+    updated_at_after = DayBoundFilter(field_name="updated_at", bound="after")
+    updated_at_before = DayBoundFilter(field_name="updated_at", bound="before")
 
     class Meta:
         model = Customer
@@ -142,6 +185,19 @@ class CustomerFilterSet(django_filters.FilterSet):
 
     # Parameters that may repeat; every other one must be given at most once.
     MULTI_VALUE_PARAMS = frozenset({"customer_ids", "external_ids", "parent_customer_ids"})
+    # The list parameters of `GET /v1/customers`; the rest serve the admin pages.
+    API_PARAMS = frozenset(
+        {
+            "status",
+            "customer_ids",
+            "external_ids",
+            "external_id",
+            "email",
+            "parent_customer_ids",
+            "sort",
+            "order",
+        }
+    )
 
     def filter_email(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # Case-insensitive equality on the stored lowercase copy, which an index covers.

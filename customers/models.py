@@ -128,6 +128,16 @@ def sort_keys_for(*, name: str, email: str | None) -> tuple[str, str | None]:
     return name.lower(), (email.lower() if email is not None else None)
 
 
+# Joins the searched fields in `search_key`; search terms never contain it (they are split
+# on white space), so no term matches across two fields.
+SEARCH_KEY_SEPARATOR = "\n"
+
+
+def search_key_for(*, name: str, email: str | None, external_id: str) -> str:
+    """What the operators' search looks in: name, email and external id, lowercased."""
+    return SEARCH_KEY_SEPARATOR.join((name, email or "", external_id)).lower()
+
+
 class Customer(models.Model):
     id = CodePointCharField(primary_key=True, max_length=50, default=new_customer_id)
     tenant = models.ForeignKey(
@@ -164,6 +174,9 @@ class Customer(models.Model):
     # step by save() and the importer (see sort_keys_for).
     name_key = CodePointTextField(editable=False, default="")
     email_key = CodePointTextField(editable=False, null=True)
+    # Lowercased name, email and external id for the admin's substring search (a trigram
+    # index serves it on PostgreSQL).
+    search_key = models.TextField(editable=False, default="")
 
     class Meta:
         constraints = [
@@ -205,11 +218,20 @@ class Customer(models.Model):
         return f"{self.name} ({self.external_id})"
 
     def save(self, *args, **kwargs):
-        self.name_key, self.email_key = sort_keys_for(name=self.name, email=self.email)
+        self.refresh_derived_keys()
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
-            kwargs["update_fields"] = {*update_fields, "name_key", "email_key"}
+            kwargs["update_fields"] = {*update_fields, *self.DERIVED_KEY_FIELDS}
         super().save(*args, **kwargs)
+
+    DERIVED_KEY_FIELDS = ("name_key", "email_key", "search_key")
+
+    def refresh_derived_keys(self) -> None:
+        """Recompute the sort and search keys (bulk inserts call this; save() does itself)."""
+        self.name_key, self.email_key = sort_keys_for(name=self.name, email=self.email)
+        self.search_key = search_key_for(
+            name=self.name, email=self.email, external_id=self.external_id
+        )
 
     @property
     def scope(self) -> Scope:

@@ -1,4 +1,9 @@
-"""The scope every read and write happens in: one tenant and one of its environments."""
+"""What a read or write may touch.
+
+``Scope`` is one tenant and one of its environments: every API request and every write
+happens in exactly one. ``TenantScope`` is an operator's view in the admin pages: every
+environment of the tenants they belong to (``None``: every tenant, for superusers).
+"""
 
 from dataclasses import dataclass
 
@@ -10,3 +15,12 @@ class Scope:
 
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.environment_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantScope:
+    tenant_ids: frozenset[str] | None
+
+    @property
+    def is_unrestricted(self) -> bool:
+        return self.tenant_ids is None

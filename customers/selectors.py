@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 
 from customers.filters import CustomerFilterSet
 from customers.models import Customer, CustomerStatus
-from customers.scope import Scope
+from customers.scope import Scope, TenantScope
 from customers.validation import CUSTOMER_ID_PATTERN
 
 
@@ -28,8 +28,15 @@ class CustomerNotFoundError(Exception):
     """No customer with that id (or live external id) in the scope."""
 
 
-def customers_in_scope(*, scope: Scope) -> QuerySet[Customer]:
-    return Customer.objects.filter(tenant_id=scope.tenant_id, environment_id=scope.environment_id)
+def customers_in_scope(*, scope: Scope | TenantScope) -> QuerySet[Customer]:
+    """The base of every customer query: nothing outside the scope is ever reachable."""
+    if isinstance(scope, Scope):
+        return Customer.objects.filter(
+            tenant_id=scope.tenant_id, environment_id=scope.environment_id
+        )
+    if scope.is_unrestricted:
+        return Customer.objects.all()
+    return Customer.objects.filter(tenant_id__in=sorted(scope.tenant_ids))
 
 
 def customer_get(*, scope: Scope, customer_id: str, for_update: bool = False) -> Customer:
@@ -61,9 +68,16 @@ def customer_get_by_external_id(*, scope: Scope, external_id: str) -> Customer:
     return customer
 
 
-def customer_list(*, scope: Scope, filters: Mapping[str, Any]) -> QuerySet[Customer]:
+def customer_filterset(
+    *, scope: Scope | TenantScope, filters: Mapping[str, Any]
+) -> CustomerFilterSet:
+    """The bound FilterSet over ``scope``: the admin shows its form and errors."""
+    return CustomerFilterSet(data=filters, queryset=customers_in_scope(scope=scope))
+
+
+def customer_list(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> QuerySet[Customer]:
     """The customers of ``scope`` matching ``filters`` (list parameters), in total order."""
-    filterset = CustomerFilterSet(data=filters, queryset=customers_in_scope(scope=scope))
+    filterset = customer_filterset(scope=scope, filters=filters)
     if not filterset.is_valid():
         raise CustomerFilterError(filterset.error_details)
     return filterset.qs

@@ -54,7 +54,7 @@ def parse_expand(value: str) -> frozenset[str]:
 def parse_customer_list_params(query: QueryDict) -> CustomerListParams:
     """Check every parameter; raise one ApiValidationError naming each offending one."""
     errors: dict[str, list[str]] = {}
-    filter_names = set(CustomerFilterSet.base_filters)
+    filter_names = CustomerFilterSet.API_PARAMS
     multi_value = CustomerFilterSet.MULTI_VALUE_PARAMS
     for name in query:
         if name in RENDERING_PARAMS:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from customers.models import Customer, CustomerStatus, Environment, Tenant, sort_keys_for
+from customers.models import Customer, CustomerStatus, Environment, Tenant
 from customers.scope import Scope
 from customers.selectors import customer_list
 from customers.services import environment_ensure
@@ -49,7 +49,7 @@ def analysed_customers(django_db_setup, django_db_blocker):
                     created_at=start + timedelta(minutes=rng.randint(0, 10**6)),
                     updated_at=start + timedelta(minutes=rng.randint(0, 10**6)),
                 )
-                customer.name_key, customer.email_key = sort_keys_for(name=name, email=email)
+                customer.refresh_derived_keys()
                 rows.append(customer)
         Customer.objects.bulk_create(rows, batch_size=2000)
         with connection.cursor() as cursor:

@@ -1,0 +1,153 @@
+"""Forms of the admin pages: the customer edit form and its metadata key/value rows.
+
+Validation goes through ``customers.validation`` and the services' checks, so the admin
+shows the API's own messages and refuses exactly what the API refuses.
+"""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from customers.models import Customer, CustomerStatus
+from customers.scope import Scope
+from customers.services import live_external_id_taken, parent_problem
+from customers.validation import (
+    MAX_METADATA_KEYS,
+    CustomerValidationError,
+    clean_customer_fields,
+)
+
+BLANK_METADATA_ROWS = 3
+
+
+class MetadataRowsWidget(forms.Widget):
+    """Metadata as rows of key and value inputs, with a few blank rows to add more."""
+
+    template_name = "customers/widgets/metadata_rows.html"
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        rows = list(value.items()) if isinstance(value, dict) else list(value or [])
+        rows += [("", "")] * BLANK_METADATA_ROWS
+        context["widget"]["rows"] = rows[: MAX_METADATA_KEYS + BLANK_METADATA_ROWS]
+        context["widget"]["max_keys"] = MAX_METADATA_KEYS
+        return context
+
+    def value_from_datadict(self, data, files, name):
+        keys = data.getlist(f"{name}_key") if hasattr(data, "getlist") else []
+        values = data.getlist(f"{name}_value") if hasattr(data, "getlist") else []
+        return list(zip(keys, values, strict=False))
+
+    def value_omitted_from_data(self, data, files, name):
+        return f"{name}_key" not in data
+
+
+class MetadataField(forms.Field):
+    widget = MetadataRowsWidget
+
+    def to_python(self, value):
+        if isinstance(value, dict):
+            return value
+        metadata: dict[str, str] = {}
+        for key, item in value or []:
+            if not key and not item:
+                continue
+            if not key:
+                raise ValidationError("keys must be non-empty strings (a row has a value only)")
+            if key in metadata:
+                raise ValidationError(f"key {key!r} is given twice")
+            metadata[key] = item
+        return metadata
+
+
+def text_field(label: str | None = None, required: bool = False) -> forms.CharField:
+    # No max_length here: the validation module's messages are the ones shown.
+    return forms.CharField(required=required, strip=False, label=label)
+
+
+class CustomerAdminForm(forms.ModelForm):
+    external_id = text_field(required=True)
+    name = text_field(required=True)
+    email = forms.CharField(required=False, strip=True)
+    address_line1 = text_field("Address line 1")
+    address_line2 = text_field("Address line 2")
+    address_city = text_field("City")
+    address_state = text_field("State / region")
+    address_postal_code = text_field("Postal code")
+    address_country = text_field("Country (ISO code)")
+    metadata = MetadataField(required=False)
+    status = forms.ChoiceField(choices=CustomerStatus.choices, initial=CustomerStatus.PUBLISHED)
+
+    class Meta:
+        model = Customer
+        fields = [
+            "external_id",
+            "name",
+            "email",
+            "status",
+            "parent",
+            "address_line1",
+            "address_line2",
+            "address_city",
+            "address_state",
+            "address_postal_code",
+            "address_country",
+            "metadata",
+        ]
+
+    # Set by the admin before validation: the scope the customer lives in (or will).
+    scope: Scope | None = None
+
+    def api_fields(self) -> dict:
+        """The form's values under the API's field names."""
+        data = {
+            name: self.cleaned_data[name]
+            for name in self.Meta.fields
+            if name != "parent" and name in self.cleaned_data
+        }
+        if data.get("email") == "":
+            data["email"] = None
+        if "parent" in self.cleaned_data:
+            parent = self.cleaned_data["parent"]
+            data["parent_customer_id"] = parent.pk if parent else None
+        return data
+
+    def clean(self):
+        super().clean()
+        if self.errors:
+            return self.cleaned_data
+        data = self.api_fields()
+        try:
+            cleaned = clean_customer_fields(data)
+        except CustomerValidationError as error:
+            for field, messages in error.errors.items():
+                self.add_error(self.form_field(field), [f"{field} {m}" for m in messages])
+            return self.cleaned_data
+        self.cleaned_data["address_country"] = cleaned.get("address_country", "")
+        customer_id = self.instance.pk if self.instance._state.adding is False else None
+        parent_id = data.get("parent_customer_id")
+        changes_parent = parent_id != (self.instance.parent_id if customer_id else None)
+        if parent_id and changes_parent and self.scope is not None:
+            problem = parent_problem(scope=self.scope, customer_id=customer_id, parent_id=parent_id)
+            if problem:
+                self.add_error("parent", f"parent_customer_id {problem}")
+        if (
+            self.scope is not None
+            and cleaned.get("status") != CustomerStatus.ARCHIVED
+            and live_external_id_taken(
+                scope=self.scope, external_id=cleaned["external_id"], exclude_id=customer_id
+            )
+        ):
+            self.add_error(
+                "external_id",
+                "another live customer of this environment has this external_id",
+            )
+        return self.cleaned_data
+
+    def form_field(self, api_field: str) -> str | None:
+        if api_field == "parent_customer_id":
+            return "parent"
+        return api_field if api_field in self.fields else None
+
+    def validate_unique(self):
+        # The external id rule is checked in clean() with the API's wording.
+        return
