@@ -30,6 +30,7 @@ NULLABLE_SORT_COLUMNS = {"email_key"}
 DEFAULT_SORT = "created_at"
 DEFAULT_ORDER = "desc"
 ORDER_CHOICES = [("asc", "asc"), ("desc", "desc")]
+HAS_PARENT_CHOICES = [("true", "true"), ("false", "false")]
 
 
 def customer_ordering(sort: str, order: str) -> list[OrderBy]:
@@ -171,8 +172,11 @@ class CustomerFilterSet(django_filters.FilterSet):
     q = SearchFilter(label="Search")
     tenant = SingleValueFilter(field_name="tenant_id")
     environment = SingleValueFilter(field_name="environment_id")
-    has_parent = django_filters.BooleanFilter(
-        field_name="parent", lookup_expr="isnull", exclude=True, label="Has parent"
+    has_parent = django_filters.ChoiceFilter(
+        choices=HAS_PARENT_CHOICES,
+        method="filter_has_parent",
+        label="Has parent",
+        error_messages=choice_messages(HAS_PARENT_CHOICES),
     )
     created_at_after = DayBoundFilter(field_name="created_at", bound="after")
     created_at_before = DayBoundFilter(field_name="created_at", bound="before")
@@ -198,6 +202,9 @@ class CustomerFilterSet(django_filters.FilterSet):
             "order",
         }
     )
+
+    def filter_has_parent(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(parent__isnull=value != "true")
 
     def filter_email(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # Case-insensitive equality on the stored lowercase copy, which an index covers.

@@ -1,11 +1,19 @@
 """Admin pages: a login is required and staff see only their tenants' customers."""
 
+import csv
+import io
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from customers.models import Customer
 
 from customers.services import staff_user_upsert
-from customers.tests.factories import make_customer
+from customers.tests.factories import at, make_customer
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +79,437 @@ def test_every_admin_page_shows_the_environment_switcher(operator_client):
 def test_tenants_and_keys_are_for_superusers_only(operator_client):
     for url in ("/admin/customers/tenant/", "/admin/customers/apikey/"):
         assert operator_client.get(url).status_code == 403
+
+
+# --- the customer list ---------------------------------------------------------------------
+
+
+ROW_ID = re.compile(r'name="_selected_action" value="([^"]+)"')
+
+
+def listed_ids(client, query: str = "") -> list[str]:
+    response = client.get(f"{CHANGELIST}{query}")
+    assert response.status_code == 200
+    return ROW_ID.findall(response.content.decode())
+
+
+class TestChangeList:
+    def test_search_is_case_insensitive_substring_over_name_email_and_external_id(
+        self, operator_client, scope_a
+    ):
+        by_name = make_customer(scope_a.environment, name="Globex Billing", email=None)
+        by_email = make_customer(scope_a.environment, name="X", email="Ops@GLOBEX.example")
+        by_external = make_customer(scope_a.environment, name="Y", external_id="globex-42")
+        make_customer(scope_a.environment, name="Initech", email="a@initech.example")
+        assert set(listed_ids(operator_client, "?q=gLoBeX")) == {
+            by_name.pk,
+            by_email.pk,
+            by_external.pk,
+        }
+        assert listed_ids(operator_client, "?q=globex+billing") == [by_name.pk]
+
+    def test_search_finds_non_ascii_case_insensitively(self, operator_client, scope_a):
+        customer = make_customer(scope_a.environment, name="École Électrique")
+        assert listed_ids(operator_client, "?q=électrique") == [customer.pk]
+
+    def test_filters(self, operator_client, scope_a, scope_a_sandbox):
+        parent = make_customer(scope_a.environment, created_at=at("2024-01-10T12:00:00"))
+        child = make_customer(
+            scope_a.environment, parent=parent, status="draft", created_at=at("2024-02-10T12:00:00")
+        )
+        sandbox = make_customer(scope_a_sandbox.environment, created_at=at("2024-03-10T12:00:00"))
+        assert listed_ids(operator_client, "?status=draft") == [child.pk]
+        assert listed_ids(operator_client, "?environment=env_a_sandbox") == [sandbox.pk]
+        assert set(listed_ids(operator_client, "?tenant=tenant_a")) == {
+            parent.pk,
+            child.pk,
+            sandbox.pk,
+        }
+        assert listed_ids(operator_client, "?has_parent=true") == [child.pk]
+        assert child.pk not in listed_ids(operator_client, "?has_parent=false")
+        assert listed_ids(operator_client, f"?parent_customer_ids={parent.pk}") == [child.pk]
+        assert listed_ids(
+            operator_client, "?created_at_after=2024-02-01&created_at_before=2024-02-10"
+        ) == [child.pk]
+        assert listed_ids(operator_client, "?updated_at_before=2024-01-10") == [parent.pk]
+
+    def test_another_tenant_cannot_be_filtered_into_view(self, operator_client, scope_b):
+        make_customer(scope_b.environment)
+        assert listed_ids(operator_client, "?tenant=tenant_b") == []
+        assert listed_ids(operator_client, "?environment=env_b") == []
+
+    @pytest.mark.parametrize(
+        ("query", "named"),
+        [
+            ("?status=bogus", "status"),
+            ("?created_at_after=yesterday", "created_at_after"),
+            ("?has_parent=maybe", "has_parent"),
+            ("?colour=blue", "colour"),
+            ("?email=" + "x" * 300, "email"),
+        ],
+    )
+    def test_invalid_filters_are_shown_not_dropped(self, operator_client, scope_a, query, named):
+        make_customer(scope_a.environment)
+        response = operator_client.get(f"{CHANGELIST}{query}")
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert 'id="filter-errors"' in html
+        assert f"<strong>{named}</strong>" in html
+        assert ROW_ID.findall(html) == []
+
+    def test_column_sorting_matches_the_api(self, operator_client, scope_a):
+        for name in ["banana", "Apple", "cherry"]:
+            make_customer(scope_a.environment, name=name)
+        name_column = CustomerAdminColumns.index("name")
+        ascending = listed_ids(operator_client, f"?o={name_column}")
+        descending = listed_ids(operator_client, f"?o=-{name_column}")
+        api = scope_a.client()
+        assert ascending == [
+            item["id"] for item in api.get("/v1/customers?sort=name&order=asc").json()["items"]
+        ]
+        assert descending == list(reversed(ascending))
+
+    def test_pagination_shows_the_exact_total(self, operator_client, scope_a):
+        for _ in range(55):
+            make_customer(scope_a.environment)
+        html = operator_client.get(CHANGELIST).content.decode()
+        assert "55 customers" in html
+        assert len(ROW_ID.findall(html)) == 50
+        assert len(listed_ids(operator_client, "?p=2")) == 5
+
+    def test_query_count_does_not_grow_with_rows(self, operator_client, scope_a):
+        def queries() -> int:
+            with CaptureQueriesContext(connection) as captured:
+                assert operator_client.get(CHANGELIST).status_code == 200
+            return len(captured)
+
+        parent = make_customer(scope_a.environment)
+        make_customer(scope_a.environment, parent=parent)
+        few = queries()
+        for _ in range(30):
+            make_customer(scope_a.environment, parent=parent)
+        assert queries() == few
+        assert few <= 10
+
+
+CustomerAdminColumns = [
+    "name",
+    "external_id",
+    "email",
+    "status",
+    "parent_link",
+    "tenant_id",
+    "environment_id",
+    "created_at",
+    "updated_at",
+]
+
+
+def test_the_column_list_is_what_the_tests_assume():
+    from customers.admin import CustomerAdmin
+
+    assert list(CustomerAdmin.list_display) == CustomerAdminColumns
+
+
+# --- parity with the API ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "status=draft",
+        "status=archived",
+        "sort=name&order=asc",
+        "sort=email&order=desc",
+        "sort=external_id&order=asc",
+        "sort=updated_at&order=asc",
+        "sort=status&order=desc",
+        "email=shared@example.com",
+        "external_id=user_3",
+        "external_ids=user_1,user_2,user_5",
+        "status=published&sort=name&order=desc",
+    ],
+)
+def test_ui_and_api_give_the_same_customers_in_the_same_order(
+    operator_client, scope_a, scope_a_sandbox, scope_b, query
+):
+    names = ["delta", "Alpha", "charlie", "Bravo", "echo", "alpha"]
+    for number, name in enumerate(names * 2):
+        make_customer(
+            scope_a.environment,
+            name=name,
+            external_id=f"user_{number}",
+            email="shared@example.com" if number % 3 == 0 else None,
+            status=["published", "draft", "archived"][number % 3],
+            created_at=at("2024-01-01T00:00:00"),
+        )
+        make_customer(scope_a_sandbox.environment, name=name, external_id=f"user_{number}")
+        make_customer(scope_b.environment, name=name, external_id=f"user_{number}")
+    api_ids = [
+        item["id"] for item in scope_a.client().get(f"/v1/customers?{query}").json()["items"]
+    ]
+    ui_ids = listed_ids(operator_client, f"?environment=env_a&{query}")
+    assert api_ids
+    assert ui_ids == api_ids
+
+
+# --- the detail page -------------------------------------------------------------------------
+
+
+def change_url(customer) -> str:
+    return f"{CHANGELIST}{customer.pk}/change/"
+
+
+def form_data(customer, **overrides) -> dict:
+    data = {
+        "external_id": customer.external_id,
+        "name": customer.name,
+        "email": customer.email or "",
+        "status": customer.status,
+        "parent": customer.parent_id or "",
+        "address_line1": customer.address_line1,
+        "address_line2": customer.address_line2,
+        "address_city": customer.address_city,
+        "address_state": customer.address_state,
+        "address_postal_code": customer.address_postal_code,
+        "address_country": customer.address_country,
+        "metadata_key": [*customer.metadata, ""],
+        "metadata_value": [*customer.metadata.values(), ""],
+    }
+    data.update(overrides)
+    return data
+
+
+class TestDetail:
+    def test_edit_goes_through_the_services(self, operator_client, scope_a):
+        customer = make_customer(scope_a.environment, name="Old", metadata={"a": "1", "b": "2"})
+        before = customer.updated_at
+        data = form_data(
+            customer,
+            name="New Name",
+            address_country="fr",
+            metadata_key=["a", "", "c"],
+            metadata_value=["10", "", "3"],
+        )
+        response = operator_client.post(change_url(customer), data)
+        assert response.status_code == 302, response.content.decode()[:2000]
+        customer.refresh_from_db()
+        assert customer.name == "New Name"
+        assert customer.name_key == "new name"
+        assert customer.address_country == "FR"
+        assert customer.metadata == {"a": "10", "c": "3"}
+        assert customer.updated_at > before
+
+    @pytest.mark.parametrize(
+        ("overrides", "message"),
+        [
+            ({"email": "not-an-email"}, "email must be a valid email address"),
+            ({"address_country": "XX"}, "address_country must be an ISO 3166-1"),
+            ({"name": "x" * 256}, "name must be at most 255 characters"),
+            (
+                {"metadata_key": ["k" * 41], "metadata_value": ["v"]},
+                "metadata keys must be at most 40",
+            ),
+        ],
+    )
+    def test_the_api_validation_messages_are_shown(
+        self, operator_client, scope_a, overrides, message
+    ):
+        customer = make_customer(scope_a.environment, name="Keep")
+        response = operator_client.post(change_url(customer), form_data(customer, **overrides))
+        assert response.status_code == 200
+        assert message in response.content.decode()
+        customer.refresh_from_db()
+        assert customer.name == "Keep"
+
+    def test_a_taken_external_id_is_refused(self, operator_client, scope_a):
+        make_customer(scope_a.environment, external_id="taken")
+        customer = make_customer(scope_a.environment, external_id="mine")
+        response = operator_client.post(
+            change_url(customer), form_data(customer, external_id="taken")
+        )
+        assert response.status_code == 200
+        assert "another live customer" in response.content.decode()
+
+    def test_parent_must_be_in_the_same_environment_and_not_a_descendant(
+        self, operator_client, scope_a, scope_a_sandbox
+    ):
+        top = make_customer(scope_a.environment)
+        child = make_customer(scope_a.environment, parent=top)
+        elsewhere = make_customer(scope_a_sandbox.environment)
+        for parent in (child, elsewhere):
+            response = operator_client.post(change_url(top), form_data(top, parent=parent.pk))
+            assert response.status_code == 200
+            assert "parent_customer_id must" in response.content.decode()
+        top.refresh_from_db()
+        assert top.parent_id is None
+
+    def test_parent_autocomplete_is_limited_to_the_environment_and_live_customers(
+        self, operator_client, scope_a, scope_a_sandbox, scope_b
+    ):
+        live = make_customer(scope_a.environment, name="Umbrella Live")
+        make_customer(scope_a.environment, name="Umbrella Archived", status="archived")
+        make_customer(scope_a_sandbox.environment, name="Umbrella Sandbox")
+        make_customer(scope_b.environment, name="Umbrella Other Tenant")
+        customer = make_customer(scope_a.environment)
+        html = operator_client.get(change_url(customer)).content.decode()
+        assert "environment=env_a" in html
+        response = operator_client.get(
+            "/admin/autocomplete/",
+            {
+                "app_label": "customers",
+                "model_name": "customer",
+                "field_name": "parent",
+                "term": "umbrella",
+                "environment": "env_a",
+            },
+        )
+        assert [result["id"] for result in response.json()["results"]] == [live.pk]
+
+    def test_children_are_listed_and_paginated(self, operator_client, scope_a):
+        parent = make_customer(scope_a.environment)
+        for number in range(25):
+            make_customer(scope_a.environment, parent=parent, name=f"Child {number:02d}")
+        html = operator_client.get(change_url(parent)).content.decode()
+        assert "Children (25)" in html
+        assert "Child 00" in html
+        assert "Child 24" not in html
+        html = operator_client.get(change_url(parent) + "?children_page=2").content.decode()
+        assert "Child 24" in html
+
+    def test_detail_query_count_does_not_grow_with_children(self, operator_client, scope_a):
+        parent = make_customer(scope_a.environment)
+        make_customer(scope_a.environment, parent=parent)
+
+        def queries() -> int:
+            with CaptureQueriesContext(connection) as captured:
+                assert operator_client.get(change_url(parent)).status_code == 200
+            return len(captured)
+
+        few = queries()
+        for _ in range(15):
+            make_customer(scope_a.environment, parent=parent)
+        assert queries() == few
+
+    def test_create_in_the_current_environment(self, operator_client, scope_a_sandbox):
+        operator_client.post("/environment/switch", {"environment_id": "env_a_sandbox"})
+        data = {
+            "external_id": "new_1",
+            "name": "Brand New",
+            "email": "",
+            "status": "draft",
+            "parent": "",
+            "metadata_key": ["tier"],
+            "metadata_value": ["gold"],
+        }
+        response = operator_client.post(f"{CHANGELIST}add/", data)
+        assert response.status_code == 302, response.content.decode()[:3000]
+        customer = Customer.objects.get(external_id="new_1")
+        assert (customer.tenant_id, customer.environment_id) == ("tenant_a", "env_a_sandbox")
+        assert customer.email is None
+        assert customer.metadata == {"tier": "gold"}
+        assert customer.status == "draft"
+
+    def test_archive_and_restore_buttons(self, operator_client, scope_a):
+        customer = make_customer(scope_a.environment)
+        operator_client.post(f"{CHANGELIST}{customer.pk}/archive/")
+        customer.refresh_from_db()
+        assert customer.status == "archived"
+        assert "restore-customer" in operator_client.get(change_url(customer)).content.decode()
+        operator_client.post(f"{CHANGELIST}{customer.pk}/restore/")
+        customer.refresh_from_db()
+        assert customer.status == "published"
+        assert operator_client.get(f"{CHANGELIST}{customer.pk}/archive/").status_code == 405
+
+    def test_history_is_confined_to_the_tenant(self, operator_client, scope_b):
+        theirs = make_customer(scope_b.environment)
+        response = operator_client.get(f"{CHANGELIST}{theirs.pk}/history/")
+        assert response.status_code in (302, 404)
+
+
+class TestBulkActions:
+    def test_archive_and_restore_selected(self, operator_client, scope_a):
+        customers = [make_customer(scope_a.environment) for _ in range(3)]
+        ids = [customer.pk for customer in customers[:2]]
+        operator_client.post(CHANGELIST, {"action": "archive_selected", "_selected_action": ids})
+        assert set(Customer.objects.filter(status="archived").values_list("pk", flat=True)) == set(
+            ids
+        )
+        operator_client.post(CHANGELIST, {"action": "restore_selected", "_selected_action": ids})
+        assert not Customer.objects.filter(status="archived").exists()
+
+    def test_restore_into_a_taken_external_id_is_reported(self, operator_client, scope_a):
+        archived = make_customer(scope_a.environment, external_id="dup", status="archived")
+        make_customer(scope_a.environment, external_id="dup")
+        response = operator_client.post(
+            CHANGELIST,
+            {"action": "restore_selected", "_selected_action": [archived.pk]},
+            follow=True,
+        )
+        assert "Not restored" in response.content.decode()
+        archived.refresh_from_db()
+        assert archived.status == "archived"
+
+    def test_actions_cannot_reach_another_tenant(self, operator_client, scope_b):
+        theirs = make_customer(scope_b.environment)
+        operator_client.post(
+            CHANGELIST, {"action": "archive_selected", "_selected_action": [theirs.pk]}
+        )
+        theirs.refresh_from_db()
+        assert theirs.status == "published"
+
+
+class TestExport:
+    def rows(self, client, query: str = "") -> list[dict]:
+        response = client.get(f"{CHANGELIST}export.csv{query}")
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/csv")
+        text = b"".join(response.streaming_content).decode()
+        return list(csv.DictReader(io.StringIO(text)))
+
+    def test_exports_the_filtered_list_with_the_api_columns(
+        self, operator_client, scope_a, scope_b
+    ):
+        draft = make_customer(scope_a.environment, status="draft", metadata={"tier": "gold"})
+        make_customer(scope_a.environment, status="published")
+        make_customer(scope_b.environment, status="draft")
+        rows = self.rows(operator_client, "?status=draft")
+        assert [row["id"] for row in rows] == [draft.pk]
+        assert list(rows[0]) == [
+            "id",
+            "external_id",
+            "name",
+            "email",
+            "address_line1",
+            "address_line2",
+            "address_city",
+            "address_state",
+            "address_postal_code",
+            "address_country",
+            "parent_customer_id",
+            "metadata",
+            "environment_id",
+            "tenant_id",
+            "status",
+            "created_at",
+            "updated_at",
+        ]
+        assert rows[0]["metadata"] == '{"tier": "gold"}'
+
+    def test_formula_cells_are_neutralised(self, operator_client, scope_a):
+        make_customer(
+            scope_a.environment,
+            name='=HYPERLINK("http://evil")',
+            address_city="+1",
+            address_state="@x",
+        )
+        row = self.rows(operator_client)[0]
+        assert row["name"].startswith("'=")
+        assert row["address_city"] == "'+1"
+        assert row["address_state"] == "'@x"
+
+    def test_invalid_filters_do_not_export(self, operator_client, scope_a):
+        make_customer(scope_a.environment)
+        response = operator_client.get(f"{CHANGELIST}export.csv?status=bogus")
+        assert response.status_code == 302
