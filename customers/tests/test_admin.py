@@ -11,7 +11,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from customers.models import Customer
-
 from customers.services import staff_user_upsert
 from customers.tests.factories import at, make_customer
 
