@@ -5,6 +5,8 @@ over the operator's ``TenantScope``); every change goes through ``customers.serv
 Archive is the delete: there is no hard delete.
 """
 
+import functools
+
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import (
     ALL_VAR,
@@ -71,11 +73,17 @@ class SaveRefusedError(Exception):
 
 
 class CustomerPaginator(Paginator):
-    """Counts through the customer_count selector, like the API."""
+    """Takes its total from the customer_count selector, like the API (no COUNT of a scope)."""
+
+    def __init__(self, object_list, per_page, *, count_customers=None, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.count_customers = count_customers
 
     @cached_property
     def count(self) -> int:
-        return customer_count(queryset=self.object_list)
+        if self.count_customers is None:
+            return super().count
+        return self.count_customers()
 
 
 class CustomerChangeList(ChangeList):
@@ -96,7 +104,11 @@ class CustomerChangeList(ChangeList):
         )
         self.clear_all_filters_qs = "?"
         if self.filter_errors:
+            request.count_customers = lambda: 0
             return self.root_queryset.none()
+        request.count_customers = functools.partial(
+            customer_count, scope=tenant_scope_for_user(request.user), filters=self.filterset.data
+        )
         return self.filterset.qs
 
 
@@ -140,7 +152,6 @@ class CustomerAdmin(admin.ModelAdmin):
     search_help_text = "Name, email or external id contain these words (case-insensitive)."
     show_full_result_count = False
     list_per_page = 50
-    paginator = CustomerPaginator
     autocomplete_fields = ("parent",)
     actions = ("archive_selected", "restore_selected")
     readonly_fields = ("id", "tenant_id", "environment_id", "created_at", "updated_at")
@@ -189,6 +200,15 @@ class CustomerAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return CustomerChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        return CustomerPaginator(
+            queryset,
+            per_page,
+            orphans=orphans,
+            allow_empty_first_page=allow_empty_first_page,
+            count_customers=getattr(request, "count_customers", None),
+        )
 
     def get_search_results(self, request, queryset, search_term):
         """Search through the FilterSet (also for the parent autocomplete)."""

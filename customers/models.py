@@ -262,3 +262,26 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.tenant_id}/{self.environment_id})"
+
+
+class CustomerStatusCount(models.Model):
+    """How many customers a scope has per status, kept in the same transaction as each write.
+
+    The list's exact `total` reads these rows instead of counting hundreds of thousands of
+    customers when no other filter narrows the list (see selectors.customer_count).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, db_index=False)
+    status = CodePointCharField(max_length=16, choices=CustomerStatus.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "environment", "status"], name="status_count_scope_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.environment_id} {self.status}: {self.count}"

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from customers.filters import CustomerFilterSet
-from customers.models import Customer, CustomerStatus
+from customers.models import Customer, CustomerStatus, CustomerStatusCount
 from customers.scope import Scope, TenantScope
 from customers.validation import CUSTOMER_ID_PATTERN
 
@@ -91,8 +92,46 @@ class CustomerPage:
     offset: int
 
 
-def customer_count(*, queryset: QuerySet[Customer]) -> int:
-    return queryset.order_by().count()
+# Filters that the per-status counts can answer; `sort` and `order` narrow nothing.
+COUNTABLE_FILTERS = frozenset({"status", "tenant", "environment"})
+NON_NARROWING_FILTERS = frozenset({"sort", "order"})
+
+
+def customer_count(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> int:
+    """The exact number of customers ``customer_list`` gives for the same arguments.
+
+    When nothing but status (and, in the admin, tenant or environment) narrows the list,
+    the answer comes from the per-status counts that every write keeps; otherwise the
+    filtered query is counted (the other filters are selective and index-backed).
+    """
+    filterset = customer_filterset(scope=scope, filters=filters)
+    if not filterset.is_valid():
+        raise CustomerFilterError(filterset.error_details)
+    active = {
+        name: value
+        for name, value in filterset.form.cleaned_data.items()
+        if value not in (None, "", [], ()) and name not in NON_NARROWING_FILTERS
+    }
+    if set(active) <= COUNTABLE_FILTERS:
+        counts = status_counts_in_scope(scope=scope)
+        if "status" in active:
+            counts = counts.filter(status=active["status"])
+        if "tenant" in active:
+            counts = counts.filter(tenant_id=active["tenant"])
+        if "environment" in active:
+            counts = counts.filter(environment_id=active["environment"])
+        return counts.aggregate(total=Coalesce(Sum("count"), 0))["total"]
+    return filterset.qs.order_by().count()
+
+
+def status_counts_in_scope(*, scope: Scope | TenantScope) -> QuerySet[CustomerStatusCount]:
+    if isinstance(scope, Scope):
+        return CustomerStatusCount.objects.filter(
+            tenant_id=scope.tenant_id, environment_id=scope.environment_id
+        )
+    if scope.is_unrestricted:
+        return CustomerStatusCount.objects.all()
+    return CustomerStatusCount.objects.filter(tenant_id__in=sorted(scope.tenant_ids))
 
 
 def customer_page(
@@ -117,5 +156,5 @@ def customer_page(
     elif not items and offset == 0:
         total = 0
     else:
-        total = customer_count(queryset=queryset)
+        total = customer_count(scope=scope, filters=filters)
     return CustomerPage(items=items, total=total, limit=limit, offset=offset)

@@ -18,6 +18,7 @@ from customers.models import (
     ApiKey,
     Customer,
     CustomerStatus,
+    CustomerStatusCount,
     Environment,
     Membership,
     Tenant,
@@ -129,6 +130,25 @@ def staff_user_upsert(*, username: str, password: str, tenant_ids: Iterable[str]
 # --- Customers -----------------------------------------------------------------------------
 
 
+def customer_counts_add(*, scope: Scope, deltas: Mapping[str, int]) -> None:
+    """Add ``deltas`` (status -> change) to the scope's per-status counts.
+
+    Call it inside the transaction of the write it accounts for. Rows are touched in status
+    order, so two transactions moving customers between the same statuses (archive and
+    restore) lock them in the same order and cannot deadlock.
+    """
+    table = CustomerStatusCount._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (tenant_id, environment_id, status, count) VALUES (%s, %s, %s, %s) "
+        f"ON CONFLICT (tenant_id, environment_id, status) "
+        f"DO UPDATE SET count = {table}.count + excluded.count"
+    )
+    with connection.cursor() as cursor:
+        for status in sorted(deltas):
+            if deltas[status]:
+                cursor.execute(sql, [scope.tenant_id, scope.environment_id, status, deltas[status]])
+
+
 class CustomerConflictError(ServiceError):
     """Another non-archived customer of the scope has the external id."""
 
@@ -229,6 +249,7 @@ def customer_create(*, scope: Scope, data: Mapping[str, Any]) -> Customer:
     ):
         raise conflict_for(customer.external_id)
     save_customer(customer=customer)
+    customer_counts_add(scope=scope, deltas={customer.status: 1})
     return customer
 
 
@@ -248,6 +269,7 @@ def customer_update(*, scope: Scope, customer_id: str, data: Mapping[str, Any]) 
     changed = [field for field, value in cleaned.items() if getattr(customer, field) != value]
     if not changed:
         return customer
+    previous_status = customer.status
     for field in changed:
         setattr(customer, field, cleaned[field])
     becomes_live = customer.status != CustomerStatus.ARCHIVED and (
@@ -259,6 +281,8 @@ def customer_update(*, scope: Scope, customer_id: str, data: Mapping[str, Any]) 
         raise conflict_for(customer.external_id)
     customer.updated_at = timezone.now()
     save_customer(customer=customer, update_fields=[*changed, "updated_at"])
+    if customer.status != previous_status:
+        customer_counts_add(scope=scope, deltas={previous_status: -1, customer.status: 1})
     return customer
 
 

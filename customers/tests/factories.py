@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from customers.models import Customer, Environment
 from customers.scope import Scope
-from customers.services import api_key_create, environment_ensure
+from customers.services import api_key_create, customer_counts_add, environment_ensure
 
 _sequence = itertools.count(1)
 
@@ -42,6 +42,8 @@ def make_customer(scope: Scope | Environment, **fields) -> Customer:
         **values,
     )
     customer.save()
+    # Like every write path, keep the per-status counts in step.
+    customer_counts_add(scope=scope, deltas={customer.status: 1})
     return customer
 
 

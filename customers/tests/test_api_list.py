@@ -450,10 +450,23 @@ class TestQueryCounts:
         assert len(captured) == 2, [q["sql"] for q in captured]
         assert not any("COUNT(" in q["sql"] for q in captured)
 
-    def test_full_page_counts_once(self, api, three):
+    def test_full_page_takes_its_total_from_the_status_counts(self, api, three):
         api.get("/v1/customers")
         with CaptureQueriesContext(connection) as captured:
-            api.get("/v1/customers?limit=2")
+            body = api.get("/v1/customers?limit=2&status=published").json()
+        assert body["pagination"]["total"] == 3
+        assert len(captured) == 3  # the key, the page, the per-status counts
+        assert not any("COUNT(" in q["sql"] for q in captured)
+        assert "customerstatuscount" in captured[-1]["sql"]
+
+    def test_a_narrowing_filter_counts_once(self, api, scope_a):
+        for _ in range(3):
+            make_customer(scope_a.environment, email="same@example.com")
+        make_customer(scope_a.environment, email="other@example.com")
+        api.get("/v1/customers")
+        with CaptureQueriesContext(connection) as captured:
+            body = api.get("/v1/customers?limit=2&email=same@example.com").json()
+        assert body["pagination"]["total"] == 3
         assert len(captured) == 3
         assert sum("COUNT(" in q["sql"] for q in captured) == 1
 

@@ -1,12 +1,19 @@
 """`seed_demo`: idempotent demo data (tenant, environments, customers, a staff login, a key)."""
 
+from collections import Counter
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from customers.demo import demo_customers
 from customers.models import ApiKey, Customer, hash_api_key
-from customers.services import api_key_create, environment_ensure, staff_user_upsert
+from customers.services import (
+    api_key_create,
+    customer_counts_add,
+    environment_ensure,
+    staff_user_upsert,
+)
 
 DEMO_TENANT = "tenant_demo"
 DEMO_ENVIRONMENTS = (("env_demo_production", 300, 42), ("env_demo_sandbox", 40, 7))
@@ -33,6 +40,9 @@ class Command(BaseCommand):
             )
             missing = [c for c in planned if c.id not in existing]
             Customer.objects.bulk_create(missing, batch_size=500)
+            customer_counts_add(
+                scope=environment.scope, deltas=Counter(customer.status for customer in missing)
+            )
             self.stderr.write(
                 f"{environment_id}: {len(missing)} customers added, {len(existing)} already there"
             )
