@@ -97,3 +97,20 @@ def test_concurrent_writes_keep_the_counts(scope_a):
     statuses = run_together(16, write)
     assert all(status in (200, 201, 204) for status in statuses), statuses
     assert_counts_match_the_customers()
+
+
+@pytest.mark.django_db
+def test_an_import_keeps_the_counts(scope_a, tmp_path):
+    from customers.importer import import_customers_csv
+
+    make_customer(scope_a.environment, status="draft")
+    csv_file = tmp_path / "customers.csv"
+    csv_file.write_text(
+        "external_id,name,status\nx1,One,published\nx2,Two,archived\nx3,Three,\nx4,Four,draft\n"
+    )
+    import_customers_csv(path=csv_file, tenant_id="tenant_a", environment_id="env_a")
+    assert_counts_match_the_customers()
+    assert (
+        scope_a.client().get("/v1/customers?status=draft&limit=1").json()["pagination"]["total"]
+        == 2
+    )
