@@ -139,10 +139,12 @@ def check_metadata(value: Any) -> str | None:
     return None
 
 
+STATUS_VALUES = frozenset(CustomerStatus.values)
+STATUS_MESSAGE = "must be one of " + ", ".join(CustomerStatus.values)
+
+
 def check_status(value: Any) -> str | None:
-    if value not in CustomerStatus.values:
-        return "must be one of " + ", ".join(CustomerStatus.values)
-    return None
+    return STATUS_MESSAGE if value not in STATUS_VALUES else None
 
 
 def check_timestamp(value: Any) -> str | None:
@@ -151,23 +153,30 @@ def check_timestamp(value: Any) -> str | None:
     return None
 
 
-def field_problem(field: str, value: Any) -> str | None:
-    if field in TEXT_FIELD_LIMITS:
-        required, max_length = TEXT_FIELD_LIMITS[field]
-        return check_plain_text(value, required=required, max_length=max_length)
-    checks = {
-        "id": check_customer_reference,
-        "email": check_email,
-        "address_country": check_country,
-        "parent_customer_id": check_customer_reference,
-        "metadata": check_metadata,
-        "status": check_status,
-        "created_at": check_timestamp,
-        "updated_at": check_timestamp,
-    }
-    if field == "id" and value is None:
+def check_customer_id(value: Any) -> str | None:
+    if value is None:
         return "must be a customer id (1 to 50 letters, digits, '_' or '-')"
-    return checks[field](value)
+    return check_customer_reference(value)
+
+
+FIELD_CHECKS = {
+    "id": check_customer_id,
+    "email": check_email,
+    "address_country": check_country,
+    "parent_customer_id": check_customer_reference,
+    "metadata": check_metadata,
+    "status": check_status,
+    "created_at": check_timestamp,
+    "updated_at": check_timestamp,
+}
+ALL_FIELDS = frozenset({*EDITABLE_FIELDS, "id", "created_at", "updated_at"})
+
+
+def field_problem(field: str, value: Any) -> str | None:
+    limits = TEXT_FIELD_LIMITS.get(field)
+    if limits is not None:
+        return check_plain_text(value, required=limits[0], max_length=limits[1])
+    return FIELD_CHECKS[field](value)
 
 
 def clean_customer_fields(
