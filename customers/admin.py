@@ -52,16 +52,24 @@ from customers.validation import CustomerValidationError
 ADMIN_PARAMS = {ALL_VAR, ORDER_VAR, PAGE_VAR, ERROR_FLAG, IS_POPUP_VAR, TO_FIELD_VAR, IS_FACETS_VAR}
 ADMIN_PARAMS |= {"_changelist_filters"}
 CHILDREN_PER_PAGE = 20
+# The change list reads only the parent's name.
+PARENT_UNUSED_FIELDS = [
+    f"parent__{field.name}"
+    for field in Customer._meta.concrete_fields
+    if field.name not in ("id", "name")
+]
 
 
-def changelist_filters(request: HttpRequest) -> dict[str, list[str]]:
-    """The changelist's query string minus the admin's own parameters, with `o` as sort/order."""
+def changelist_filters(request: HttpRequest, columns: list[str]) -> dict[str, list[str]]:
+    """The changelist's query string minus the admin's own parameters, with `o` as sort/order.
+
+    ``columns`` are the change list's columns as Django numbers them in `o` (the action
+    checkbox first when there are actions).
+    """
     filters = {name: request.GET.getlist(name) for name in request.GET if name not in ADMIN_PARAMS}
-    ordering = request.GET.get(ORDER_VAR, "")
-    column_number = ordering.split(".")[0]
+    column_number = request.GET.get(ORDER_VAR, "").split(".")[0]
     if column_number.lstrip("-").isdigit() and "sort" not in filters:
         index = int(column_number.lstrip("-"))
-        columns = CustomerAdmin.list_display
         if 0 <= index < len(columns) and columns[index] in SORT_COLUMNS:
             filters["sort"] = [columns[index]]
             filters["order"] = ["desc" if column_number.startswith("-") else "asc"]
@@ -90,7 +98,7 @@ class CustomerChangeList(ChangeList):
     """Django's change list, with filtering, search and ordering done by CustomerFilterSet."""
 
     def get_queryset(self, request, exclude_parameters=None):
-        filters = changelist_filters(request)
+        filters = changelist_filters(request, list(self.list_display))
         unknown = sorted(set(filters) - set(CustomerFilterSet.base_filters))
         self.filter_specs, self.has_filters = [], True
         self.filterset = customer_filterset(
@@ -106,10 +114,11 @@ class CustomerChangeList(ChangeList):
         if self.filter_errors:
             request.count_customers = lambda: 0
             return self.root_queryset.none()
+        # The parent column shows the parent's name: one join, not a query per row.
         request.count_customers = functools.partial(
             customer_count, scope=tenant_scope_for_user(request.user), filters=self.filterset.data
         )
-        return self.filterset.qs
+        return self.filterset.qs.select_related("parent").defer(*PARENT_UNUSED_FIELDS)
 
 
 def filters_for_form(filters: dict[str, list[str]]) -> QueryDict:
@@ -201,6 +210,13 @@ class CustomerAdmin(admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return CustomerChangeList
 
+    def changelist_columns(self, request) -> list[str]:
+        """The columns as the change list numbers them (see ChangeList.list_display)."""
+        columns = list(self.get_list_display(request))
+        if self.get_actions(request):
+            columns.insert(0, "action_checkbox")
+        return columns
+
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         return CustomerPaginator(
             queryset,
@@ -231,7 +247,9 @@ class CustomerAdmin(admin.ModelAdmin):
         if not customer.parent_id:
             return "-"
         url = reverse("admin:customers_customer_change", args=[customer.parent_id])
-        return format_html('<a href="{}">{}</a>', url, customer.parent_id)
+        return format_html(
+            '<a href="{}" title="{}">{}</a>', url, customer.parent_id, customer.parent.name
+        )
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {
@@ -312,7 +330,9 @@ class CustomerAdmin(admin.ModelAdmin):
 
     def apply_to_each(self, request, queryset, service, verb: str) -> None:
         done, refused = 0, []
-        for customer in queryset.only("id", "tenant_id", "environment_id", "name"):
+        for customer in queryset.select_related(None).only(
+            "id", "tenant_id", "environment_id", "name"
+        ):
             try:
                 changed = service(scope=customer.scope, customer_id=customer.pk)
             except (CustomerConflictError, CustomerValidationError) as error:
@@ -370,7 +390,9 @@ class CustomerAdmin(admin.ModelAdmin):
         try:
             queryset = customer_list(
                 scope=tenant_scope_for_user(request.user),
-                filters=filters_for_form(changelist_filters(request)),
+                filters=filters_for_form(
+                    changelist_filters(request, self.changelist_columns(request))
+                ),
             )
         except CustomerFilterError as error:
             for name, problems in error.errors.items():

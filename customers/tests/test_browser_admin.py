@@ -1,0 +1,706 @@
+"""An operator's journey through the customer admin pages, in a real browser.
+
+Headless Chromium (Debian's, at /usr/bin/chromium) driven by Playwright's sync API against
+pytest-django's ``live_server``, as in test_browser.py: without Chromium these tests skip,
+except with ``CI=true``, where they fail. One browser serves the module; each test gets a
+fresh context (no cookies) and logs in through the real login form.
+
+The journey: log in, search, filter (and see a bad filter named), sort by a column header,
+open a customer and edit it (metadata rows included), see the API's validation messages,
+archive and restore (button and bulk action), export the filtered list as CSV, and never
+see another tenant's customers.
+
+``CRM_SCREENSHOTS=1`` also saves docs/screenshots/customer-list.png and customer-detail.png.
+"""
+
+import csv
+import io
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from customers.exports import COLUMNS
+from customers.models import Customer, Environment
+from customers.services import staff_user_upsert
+from customers.tests.factories import at, make_customer, make_environment
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 15_000
+VIEWPORT = {"width": 1400, "height": 900}
+SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
+
+USERNAME = "operator_a"
+PASSWORD = "browser-admin-test-password"
+
+CHANGELIST = "/admin/customers/customer/"
+ROWS = "#result_list tbody tr"
+ROW_NAMES = f"{ROWS} .field-name"
+
+# The CSV header: the API's 17 customer fields, in the API's order (written out here, so
+# that a change to customers.exports.COLUMNS must be deliberate).
+API_COLUMNS = [
+    "id",
+    "external_id",
+    "name",
+    "email",
+    "address_line1",
+    "address_line2",
+    "address_city",
+    "address_state",
+    "address_postal_code",
+    "address_country",
+    "parent_customer_id",
+    "metadata",
+    "environment_id",
+    "tenant_id",
+    "status",
+    "created_at",
+    "updated_at",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+# --- browser fixtures ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def allow_async_unsafe() -> Iterator[None]:
+    """Playwright's sync API runs an event loop in the test thread, and Django then refuses
+    ORM calls there (test data, the transactional flush) as "async-unsafe" (known-traps.md).
+    """
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="module")
+def browser(allow_async_unsafe) -> Iterator[Browser]:
+    """One headless Chromium for the module; missing: skip, or fail when CI=true."""
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI=true, so the browser tests fail instead of skipping")
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server) -> Iterator[Page]:
+    """A fresh page in a fresh context (no cookies, no session) for each test."""
+    context = browser.new_context(
+        base_url=live_server.url, viewport=VIEWPORT, accept_downloads=True
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page_errors(page: Page) -> list[str]:
+    """Uncaught JavaScript errors of the page, for tests to assert on."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Crm:
+    env_a: Environment
+    env_a_sandbox: Environment
+    env_b: Environment
+
+
+@pytest.fixture
+def crm(allow_async_unsafe, transactional_db) -> Crm:
+    """Tenant A with two environments, tenant B with one, and a staff user of tenant A only.
+    Each test adds the customers it needs."""
+    data = Crm(
+        env_a=make_environment("tenant_a", "env_a"),
+        env_a_sandbox=make_environment("tenant_a", "env_a_sandbox"),
+        env_b=make_environment("tenant_b", "env_b"),
+    )
+    staff_user_upsert(username=USERNAME, password=PASSWORD, tenant_ids=["tenant_a"])
+    return data
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def log_in(page: Page, *, next_path: str = CHANGELIST) -> None:
+    """Through the real admin login form, landing on ``next_path``."""
+    page.goto(f"/admin/login/?next={next_path}")
+    page.fill("#id_username", USERNAME)
+    page.fill("#id_password", PASSWORD)
+    submit(page, page.locator("input[type=submit]"))
+    assert page.url.endswith(next_path), page.url
+    expect(page.locator("#user-tools")).to_contain_text(USERNAME)
+
+
+def submit(page: Page, control: Locator) -> None:
+    """Click something that loads a new page, wait for that page, and require a 200."""
+    with page.expect_navigation() as navigation:
+        control.click()
+    response = navigation.value
+    assert response is not None
+    assert response.status == 200, f"{response.status} at {response.url}"
+
+
+def row_names(page: Page) -> list[str]:
+    """The names in the change list, top to bottom (no table at all when nothing matches)."""
+    expect(page.locator("#changelist")).to_be_visible()
+    return [name.strip() for name in page.locator(ROW_NAMES).all_inner_texts()]
+
+
+def open_change_page(page: Page, name: str) -> None:
+    """From the change list, follow the customer's name link."""
+    submit(page, page.locator(ROW_NAMES).get_by_role("link", name=name, exact=True))
+    expect(page.locator("#customer_form")).to_be_visible()
+    expect(page.locator("#id_name")).to_have_value(name)
+
+
+def save(page: Page) -> None:
+    submit(page, page.locator("input[name=_save]"))
+
+
+def metadata_rows(page: Page) -> list[tuple[str, str]]:
+    """The metadata rows of the change page, blank rows included, in page order."""
+    keys = page.locator("input[name=metadata_key]").evaluate_all("i => i.map(x => x.value)")
+    values = page.locator("input[name=metadata_value]").evaluate_all("i => i.map(x => x.value)")
+    return list(zip(keys, values, strict=True))
+
+
+def status_of(customer: Customer) -> str:
+    customer.refresh_from_db()
+    return customer.status
+
+
+# --- 1. login -------------------------------------------------------------------------------
+
+
+def test_login_through_the_admin_login_form(page: Page, page_errors: list[str], crm: Crm):
+    make_customer(crm.env_a, name="Ada Lovelace Ltd")
+
+    # Anonymous: the customer list sends the browser to the login page, and shows no data.
+    response = page.goto(CHANGELIST)
+    assert response is not None
+    assert re.search(r"/admin/login/\?next=", page.url), page.url
+    expect(page.locator("body")).not_to_contain_text("Ada Lovelace Ltd")
+
+    # A wrong password is refused on the page.
+    page.fill("#id_username", USERNAME)
+    page.fill("#id_password", "not-the-password")
+    submit(page, page.locator("input[type=submit]"))
+    expect(page.locator(".errornote")).to_contain_text("correct username and password")
+    expect(page.locator("#user-tools")).to_have_count(0)
+
+    # The right one lands on the page asked for, logged in, with the customers listed.
+    page.fill("#id_username", USERNAME)
+    page.fill("#id_password", PASSWORD)
+    submit(page, page.locator("input[type=submit]"))
+    assert page.url.endswith(CHANGELIST), page.url
+    expect(page.locator("#user-tools")).to_contain_text(USERNAME)
+    assert row_names(page) == ["Ada Lovelace Ltd"]
+    assert page_errors == []
+
+
+# --- 2. search ------------------------------------------------------------------------------
+
+
+def test_search_by_a_mixed_case_email_fragment(page: Page, page_errors: list[str], crm: Crm):
+    make_customer(crm.env_a, name="Globex Operations", email="Ops.Team@Globex.example")
+    make_customer(crm.env_a_sandbox, name="Globex Sandbox", email="ops.team@globex.example")
+    make_customer(crm.env_a, name="Initech", email="ops.team@initech.example")
+    make_customer(crm.env_a, name="Hooli", email="billing@globex.example")
+    log_in(page)
+    assert sorted(row_names(page)) == ["Globex Operations", "Globex Sandbox", "Hooli", "Initech"]
+
+    page.fill("#searchbar", "oPS.teAM@gLOBEX")
+    submit(page, page.locator("#changelist-search input[type=submit]"))
+
+    assert sorted(row_names(page)) == ["Globex Operations", "Globex Sandbox"]
+    expect(page.locator(ROWS)).to_have_count(2)
+    expect(page.locator("#searchbar")).to_have_value("oPS.teAM@gLOBEX")
+    assert page_errors == []
+
+
+# --- 3. filters -----------------------------------------------------------------------------
+
+
+def test_sidebar_filters_status_and_created_range(page: Page, page_errors: list[str], crm: Crm):
+    for name, status, created in [
+        ("Draft in range", "draft", "2024-02-10T12:00:00"),
+        ("Draft on the last day", "draft", "2024-02-29T23:59:00"),
+        ("Draft too early", "draft", "2024-01-31T23:59:00"),
+        ("Draft too late", "draft", "2024-03-01T00:00:00"),
+        ("Published in range", "published", "2024-02-15T12:00:00"),
+        ("Archived in range", "archived", "2024-02-15T12:00:00"),
+    ]:
+        make_customer(crm.env_a, name=name, status=status, created_at=at(created))
+    log_in(page)
+    expect(page.locator(ROWS)).to_have_count(6)
+
+    form = page.locator("#customer-filter-form")
+    form.locator("#filter-status").select_option("draft")
+    form.locator("#filter-created-after").fill("2024-02-01")
+    form.locator("#filter-created-before").fill("2024-02-29")
+    submit(page, form.locator("#apply-filters"))
+
+    assert sorted(row_names(page)) == ["Draft in range", "Draft on the last day"]
+    assert "status=draft" in page.url
+    assert "created_at_after=2024-02-01" in page.url
+    assert "created_at_before=2024-02-29" in page.url
+    # The form shows the filters in force, and offers to clear them.
+    expect(page.locator("#filter-status")).to_have_value("draft")
+    expect(page.locator("#filter-created-after")).to_have_value("2024-02-01")
+    expect(page.locator("#filter-created-before")).to_have_value("2024-02-29")
+    expect(page.locator("#filter-errors")).to_have_count(0)
+    submit(page, page.get_by_role("link", name="Clear all filters"))
+    expect(page.locator(ROWS)).to_have_count(6)
+    assert page_errors == []
+
+
+def test_an_invalid_date_in_the_url_is_named_not_ignored(page: Page, crm: Crm):
+    make_customer(crm.env_a, name="Someone")
+    log_in(page)
+    assert row_names(page) == ["Someone"]
+
+    response = page.goto(f"{CHANGELIST}?created_at_after=notadate")
+    assert response is not None
+    assert response.status == 200
+    errors = page.locator("#filter-errors")
+    expect(errors).to_be_visible()
+    expect(errors.locator("li strong")).to_have_text(["created_at_after"])
+    expect(errors).to_contain_text("must be a date (YYYY-MM-DD)")
+    # An unfiltered list would pass for a filtered one: no rows are shown instead.
+    assert row_names(page) == []
+
+
+# --- 4. sorting -----------------------------------------------------------------------------
+
+
+def test_name_header_sorts_case_insensitively_both_ways(
+    page: Page, page_errors: list[str], crm: Crm
+):
+    # External ids and creation times in an order unlike the names' (either would show
+    # through if the header sorted by them), and names whose case-sensitive order differs.
+    names = ["cherry", "Date", "apple", "Banana", "elderberry"]
+    external_ids = ["e_1", "e_5", "e_3", "e_2", "e_4"]
+    created = timezone.now() - timedelta(days=1)
+    for number, (name, external_id) in enumerate(zip(names, external_ids, strict=True)):
+        make_customer(
+            crm.env_a,
+            name=name,
+            external_id=external_id,
+            created_at=created + timedelta(minutes=number),
+        )
+    expected = ["apple", "Banana", "cherry", "Date", "elderberry"]
+    log_in(page)
+    assert row_names(page) == list(reversed(names))  # the default: newest first
+
+    header = page.locator("#result_list thead th.column-name")
+    submit(page, header.get_by_role("link", name="Name"))
+    expect(header).to_have_class(re.compile(r"\bsorted ascending\b"))
+    assert row_names(page) == expected
+
+    submit(page, header.get_by_role("link", name="Name"))
+    expect(header).to_have_class(re.compile(r"\bsorted descending\b"))
+    assert row_names(page) == list(reversed(expected))
+    assert page_errors == []
+
+
+# --- 5. edit --------------------------------------------------------------------------------
+
+
+def test_edit_name_and_add_metadata(page: Page, page_errors: list[str], crm: Crm):
+    customer = make_customer(crm.env_a, name="Old Name GmbH", metadata={"plan": "basic"})
+    make_customer(crm.env_a, name="Bystander")
+    log_in(page)
+    open_change_page(page, "Old Name GmbH")
+    expect(page.locator("input[name=metadata_key]").first).to_have_value("plan")
+
+    page.fill("#id_name", "New Name GmbH")
+    blank_key = page.locator("input[name=metadata_key]").nth(1)
+    blank_value = page.locator("input[name=metadata_value]").nth(1)
+    expect(blank_key).to_have_value("")
+    blank_key.fill("tier")
+    blank_value.fill("gold")
+    save(page)
+
+    # Back on the list: the new name, not the old one.
+    assert page.url.endswith(CHANGELIST), page.url
+    expect(page.locator(".messagelist .success")).to_contain_text("New Name GmbH")
+    assert sorted(row_names(page)) == ["Bystander", "New Name GmbH"]
+
+    customer.refresh_from_db()
+    assert customer.name == "New Name GmbH"
+    assert customer.metadata == {"plan": "basic", "tier": "gold"}
+
+    # Reopened, the page shows both metadata rows (in the database's key order), then the
+    # blank rows for more.
+    open_change_page(page, "New Name GmbH")
+    rows = metadata_rows(page)
+    assert sorted(rows[:2]) == [("plan", "basic"), ("tier", "gold")]
+    assert rows[2:] == [("", "")] * 3
+    assert page_errors == []
+
+
+# --- 6. validation --------------------------------------------------------------------------
+
+
+def test_invalid_email_and_country_show_the_api_messages(
+    page: Page, page_errors: list[str], crm: Crm
+):
+    customer = make_customer(
+        crm.env_a, name="Keep Me", email="keep@example.com", address_country="FR"
+    )
+    log_in(page)
+    open_change_page(page, "Keep Me")
+
+    page.fill("#id_email", "not-an-email")
+    page.fill("#id_address_country", "XX")
+    page.fill("#id_name", "Changed Along With Bad Fields")
+    save(page)
+
+    # Still the change page, with the API's messages beside the fields, the input kept.
+    expect(page.locator(".errornote")).to_be_visible()
+    expect(page.locator(".field-email .errorlist")).to_contain_text(
+        "email must be a valid email address"
+    )
+    expect(page.locator(".field-address_country .errorlist")).to_contain_text(
+        "address_country must be an ISO 3166-1 alpha-2 country code"
+    )
+    expect(page.locator("#id_email")).to_have_value("not-an-email")
+
+    # Nothing was saved, not even the valid field.
+    customer.refresh_from_db()
+    assert customer.email == "keep@example.com"
+    assert customer.address_country == "FR"
+    assert customer.name == "Keep Me"
+    assert page_errors == []
+
+
+# --- 7. archive and restore -----------------------------------------------------------------
+
+
+def test_archive_and_restore_buttons(page: Page, page_errors: list[str], crm: Crm):
+    customer = make_customer(crm.env_a, name="Cyclical Corp")
+    log_in(page)
+    open_change_page(page, "Cyclical Corp")
+    expect(page.locator("#restore-customer")).to_have_count(0)
+
+    submit(page, page.locator("#archive-customer"))
+    expect(page.locator(".messagelist .success")).to_contain_text("1 customer(s) archived.")
+    expect(page.locator("#restore-customer")).to_be_visible()
+    expect(page.locator("#archive-customer")).to_have_count(0)
+    expect(page.locator("#id_status")).to_have_value("archived")
+    assert status_of(customer) == "archived"
+
+    submit(page, page.locator("#restore-customer"))
+    expect(page.locator(".messagelist .success")).to_contain_text("1 customer(s) restored.")
+    expect(page.locator("#archive-customer")).to_be_visible()
+    expect(page.locator("#id_status")).to_have_value("published")
+    assert status_of(customer) == "published"
+    assert page_errors == []
+
+
+def test_bulk_archive_of_two_selected_rows(page: Page, page_errors: list[str], crm: Crm):
+    first = make_customer(crm.env_a, name="First To Go")
+    second = make_customer(crm.env_a_sandbox, name="Second To Go")
+    stays = make_customer(crm.env_a, name="Stays Published")
+    log_in(page)
+    expect(page.locator(ROWS)).to_have_count(3)
+
+    for customer in (first, second):
+        page.locator(f"input[name=_selected_action][value='{customer.pk}']").check()
+    expect(page.locator(".action-counter")).to_contain_text("2 of 3 selected")
+    page.locator("select[name=action]").select_option(label="Archive the selected customers")
+    submit(page, page.locator("button[name=index]"))
+
+    expect(page.locator(".messagelist .success")).to_contain_text("2 customer(s) archived.")
+    assert status_of(first) == "archived"
+    assert status_of(second) == "archived"
+    assert status_of(stays) == "published"
+    statuses = dict(
+        zip(
+            row_names(page),
+            page.locator(f"{ROWS} .field-status").all_inner_texts(),
+            strict=True,
+        )
+    )
+    assert statuses == {
+        "First To Go": "Archived",
+        "Second To Go": "Archived",
+        "Stays Published": "Published",
+    }
+
+    # The sidebar's status filter (and the list's total) agree.
+    page.locator("#filter-status").select_option("archived")
+    submit(page, page.locator("#apply-filters"))
+    assert sorted(row_names(page)) == ["First To Go", "Second To Go"]
+    expect(page.locator(".paginator")).to_contain_text("2 customers")
+    assert page_errors == []
+
+
+# --- 8. export ------------------------------------------------------------------------------
+
+
+def test_export_csv_of_the_filtered_list(page: Page, crm: Crm):
+    drafts = [
+        make_customer(crm.env_a, name="Draft One", status="draft", metadata={"tier": "gold"}),
+        make_customer(crm.env_a_sandbox, name="Draft Two", status="draft"),
+    ]
+    make_customer(crm.env_a, name="Published One", status="published")
+    make_customer(crm.env_b, name="Other Tenant Draft", status="draft")
+    log_in(page)
+    expect(page.locator(ROWS)).to_have_count(3)
+
+    page.locator("#filter-status").select_option("draft")
+    submit(page, page.locator("#apply-filters"))
+    assert sorted(row_names(page)) == ["Draft One", "Draft Two"]
+
+    export = page.locator("#export-csv")
+    expect(export).to_have_attribute("href", re.compile(r"export\.csv\?.*status=draft"))
+    with page.expect_download() as download_info:
+        export.click()
+    download = download_info.value
+    assert download.failure() is None
+    assert download.suggested_filename == "customers.csv"
+    text = Path(download.path()).read_text(encoding="utf-8")
+
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    assert header == API_COLUMNS == COLUMNS
+    assert len(header) == 17
+    rows = [dict(zip(header, row, strict=True)) for row in reader]
+    assert sorted(row["id"] for row in rows) == sorted(customer.pk for customer in drafts)
+    by_name = {row["name"]: row for row in rows}
+    assert set(by_name) == {"Draft One", "Draft Two"}
+    assert by_name["Draft One"]["status"] == "draft"
+    assert by_name["Draft One"]["metadata"] == '{"tier": "gold"}'
+    assert by_name["Draft Two"]["environment_id"] == "env_a_sandbox"
+    assert {row["tenant_id"] for row in rows} == {"tenant_a"}
+
+
+# --- 9. tenant isolation --------------------------------------------------------------------
+
+
+def test_another_tenants_customer_never_shows(page: Page, crm: Crm):
+    make_customer(crm.env_a, name="Acme Tenant A", email="team@acme.example")
+    make_customer(crm.env_a_sandbox, name="Acme Sandbox", email="sandbox@acme.example")
+    theirs = make_customer(crm.env_b, name="Acme Tenant B", email="team@acme-b.example")
+    log_in(page)
+
+    # The positive case first: the list and the search do show tenant A's customers.
+    assert sorted(row_names(page)) == ["Acme Sandbox", "Acme Tenant A"]
+    expect(page.locator("#changelist")).not_to_contain_text("Acme Tenant B")
+
+    page.fill("#searchbar", "acme")
+    submit(page, page.locator("#changelist-search input[type=submit]"))
+    assert sorted(row_names(page)) == ["Acme Sandbox", "Acme Tenant A"]
+
+    # Searching for exactly their name, email or id finds nothing.
+    for term in ("Acme Tenant B", "acme-b.example", theirs.external_id):
+        page.fill("#searchbar", term)
+        submit(page, page.locator("#changelist-search input[type=submit]"))
+        assert row_names(page) == [], term
+
+    # The sidebar offers only tenant A, and a forged tenant or environment shows nothing.
+    tenants = page.locator("#filter-tenant option").evaluate_all("o => o.map(x => x.value)")
+    environments = page.locator("#filter-environment option").evaluate_all(
+        "o => o.map(x => x.value)"
+    )
+    assert tenants == ["", "tenant_a"]
+    assert environments == ["", "env_a", "env_a_sandbox"]
+    for query in ("?tenant=tenant_b", "?environment=env_b"):
+        page.goto(f"{CHANGELIST}{query}")
+        assert row_names(page) == [], query
+
+    # Nor does its change page open.
+    page.goto(f"{CHANGELIST}{theirs.pk}/change/")
+    expect(page.locator("body")).not_to_contain_text("Acme Tenant B")
+    expect(page.locator("#customer_form")).to_have_count(0)
+
+
+# --- parent autocomplete --------------------------------------------------------------------
+
+
+def test_parent_autocomplete_offers_live_customers_of_the_environment(
+    page: Page, page_errors: list[str], crm: Crm
+):
+    live = make_customer(crm.env_a, name="Umbrella Holdings")
+    make_customer(crm.env_a, name="Umbrella Archived", status="archived")
+    make_customer(crm.env_a_sandbox, name="Umbrella Sandbox")
+    make_customer(crm.env_b, name="Umbrella Other Tenant")
+    child = make_customer(crm.env_a, name="Subsidiary Ltd")
+    log_in(page)
+    open_change_page(page, "Subsidiary Ltd")
+
+    page.locator(".field-parent .select2-selection").click()
+    page.locator(".select2-search__field").fill("umbrella")
+    options = page.locator(".select2-results__option")
+    expect(options).to_have_text([str(live)])
+    options.first.click()
+    save(page)
+
+    child.refresh_from_db()
+    assert child.parent_id == live.pk
+    assert page_errors == []
+
+
+# --- 10. realistic pages (and the screenshots) ----------------------------------------------
+
+
+def test_realistic_list_and_detail_pages(page: Page, page_errors: list[str], crm: Crm):
+    """A dozen customers, some with parents; the parent column links to the parent, whose
+    page lists its children and shows its metadata. Screenshots with CRM_SCREENSHOTS=1."""
+    now = timezone.now().replace(microsecond=0)
+    # name, external id, email, status, index of the parent, city, country
+    rows = [
+        (
+            "Northwind Traders",
+            "northwind",
+            "billing@northwind.example",
+            "published",
+            None,
+            "Seattle",
+            "US",
+        ),
+        ("Contoso Ltd", "contoso", "ap@contoso.example", "published", None, "Berlin", "DE"),
+        ("Contoso Europe GmbH", "contoso-eu", "eu@contoso.example", "published", 1, "Munich", "DE"),
+        ("Contoso Japan KK", "contoso-jp", "jp@contoso.example", "draft", 1, "Tokyo", "JP"),
+        (
+            "Fabrikam Inc.",
+            "fabrikam",
+            "accounts@fabrikam.example",
+            "published",
+            None,
+            "Austin",
+            "US",
+        ),
+        ("Fabrikam Research", "fabrikam-r", None, "draft", 4, "Cambridge", "GB"),
+        ("Tailspin Toys", "tailspin", "hello@tailspin.example", "archived", None, "Lyon", "FR"),
+        (
+            "Wide World Importers",
+            "wwi",
+            "finance@wwi.example",
+            "published",
+            None,
+            "Rotterdam",
+            "NL",
+        ),
+        (
+            "Adventure Works Cycles",
+            "adventure",
+            "billing@adventure.example",
+            "published",
+            None,
+            "Denver",
+            "US",
+        ),
+        ("Litware Labs", "litware", "ops@litware.example", "draft", None, "Dublin", "IE"),
+        (
+            "Proseware, Inc.",
+            "proseware",
+            "invoices@proseware.example",
+            "published",
+            None,
+            "Toronto",
+            "CA",
+        ),
+        (
+            "Woodgrove Bank",
+            "woodgrove",
+            "treasury@woodgrove.example",
+            "archived",
+            None,
+            "Zurich",
+            "CH",
+        ),
+    ]
+    created: list[Customer] = []
+    for number, (name, external_id, email, status, parent, city, country) in enumerate(rows):
+        created_at = now - timedelta(days=40 - 3 * number, hours=number * 5, minutes=number * 7)
+        created.append(
+            make_customer(
+                crm.env_a_sandbox if external_id == "litware" else crm.env_a,
+                name=name,
+                external_id=external_id,
+                email=email,
+                status=status,
+                parent=created[parent] if parent is not None else None,
+                address_city=city,
+                address_country=country,
+                created_at=created_at,
+                updated_at=created_at + timedelta(days=number % 4, hours=number),
+            )
+        )
+    contoso = created[1]
+    contoso.metadata = {"plan": "enterprise", "account_manager": "m.rossi", "region": "emea"}
+    contoso.address_line1 = "Friedrichstrasse 68"
+    contoso.address_postal_code = "10117"
+    contoso.save()
+    make_customer(crm.env_b, name="Never Shown Other Tenant")
+    log_in(page)
+
+    assert sorted(row_names(page)) == sorted(name for name, *_ in rows)
+    expect(page.locator(".paginator")).to_contain_text("12 customers")
+    screenshots = os.environ.get("CRM_SCREENSHOTS") == "1"
+    if screenshots:
+        # The admin's app sidebar collapsed (remembered for the context): room for columns.
+        page.locator("#toggle-nav-sidebar").click()
+        expect(page.locator("#main")).not_to_have_class(re.compile(r"\bshifted\b"))
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "customer-list.png"), full_page=True)
+
+    # The parent column of Contoso Europe links to Contoso's change page.
+    europe_row = page.locator(ROWS).filter(has_text="Contoso Europe GmbH")
+    submit(page, europe_row.locator(".field-parent_link a"))
+    expect(page.locator("#id_name")).to_have_value("Contoso Ltd")
+
+    children = page.locator("#customer-children")
+    expect(children.locator("h2")).to_have_text("Children (2)")
+    expect(children.locator("tbody tr td:first-child")).to_have_text(
+        ["Contoso Europe GmbH", "Contoso Japan KK"]
+    )
+    assert {row for row in metadata_rows(page) if row != ("", "")} == {
+        ("plan", "enterprise"),
+        ("account_manager", "m.rossi"),
+        ("region", "emea"),
+    }
+    if screenshots:
+        page.screenshot(path=str(SCREENSHOTS / "customer-detail.png"), full_page=True)
+    assert page_errors == []
