@@ -1,6 +1,6 @@
 from django.urls import path
 
-from customers.api import views
+from customers.api import docs, views
 
 app_name = "api"
 
@@ -16,6 +16,9 @@ customer_by_external_id = views.CustomerViewSet.as_view(
 )
 
 urlpatterns = [
+    # Public: they describe the API and hold no data.
+    path("openapi.json", docs.OpenApiDocumentView.as_view(), name="openapi"),
+    path("docs/", docs.SwaggerUIView.as_view(), name="docs"),
     path("customers", customer_collection, name="customer_list"),
     path(
         "customers/external/<path:external_id>",

@@ -1,6 +1,7 @@
 """The customer API's views: they adapt HTTP to the selectors and services and nothing else."""
 
 from django.core.exceptions import ValidationError
+from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -9,6 +10,22 @@ from customers.api.errors import ApiValidationError, service_errors_as_api_error
 from customers.api.idempotency import idempotent
 from customers.api.pagination import paginated_response
 from customers.api.params import parse_customer_list_params
+from customers.api.schema import (
+    BY_EXTERNAL_ID_PARAMETERS,
+    BY_EXTERNAL_ID_RESPONSES,
+    CREATE_PARAMETERS,
+    CREATE_RESPONSES,
+    DESTROY_PARAMETERS,
+    DESTROY_RESPONSES,
+    LIST_PARAMETERS,
+    LIST_RESPONSES,
+    RETRIEVE_PARAMETERS,
+    RETRIEVE_RESPONSES,
+    UPDATE_PARAMETERS,
+    UPDATE_RESPONSES,
+    CustomerCreateSchemaSerializer,
+    CustomerUpdateSchemaSerializer,
+)
 from customers.api.serializers import (
     CustomerSerializer,
     customer_as_dict,
@@ -29,6 +46,12 @@ class CustomerViewSet(viewsets.GenericViewSet):
 
     serializer_class = CustomerSerializer
 
+    @extend_schema(
+        operation_id="customers_list",
+        summary="List customers",
+        parameters=LIST_PARAMETERS,
+        responses=LIST_RESPONSES,
+    )
     def list(self, request: Request) -> Response:
         """List customers, filtered and sorted, with the exact total."""
         params = parse_customer_list_params(request.query_params)
@@ -48,6 +71,13 @@ class CustomerViewSet(viewsets.GenericViewSet):
         )
         return paginated_response(page, serializer.data)
 
+    @extend_schema(
+        operation_id="customers_create",
+        summary="Create a customer",
+        parameters=CREATE_PARAMETERS,
+        request=CustomerCreateSchemaSerializer,
+        responses=CREATE_RESPONSES,
+    )
     @idempotent
     def create(self, request: Request) -> Response:
         """Create a customer; `status` defaults to `published`."""
@@ -56,12 +86,35 @@ class CustomerViewSet(viewsets.GenericViewSet):
             customer = customer_create(scope=request.scope, data=fields)
         return Response(customer_as_dict(customer), status=201)
 
+    @extend_schema(
+        operation_id="customers_retrieve",
+        summary="Get a customer",
+        parameters=RETRIEVE_PARAMETERS,
+        responses=RETRIEVE_RESPONSES,
+    )
     def retrieve(self, request: Request, customer_id: str) -> Response:
         """One customer by id, archived or not."""
         with service_errors_as_api_errors():
             customer = customer_get(scope=request.scope, customer_id=customer_id)
         return Response(customer_as_dict(customer))
 
+    # `update` is this same function: each decorator applies to one HTTP method.
+    @extend_schema(
+        methods=["PUT"],
+        operation_id="customers_update",
+        summary="Update a customer (only the fields sent change, as with PATCH)",
+        parameters=UPDATE_PARAMETERS,
+        request=CustomerUpdateSchemaSerializer,
+        responses=UPDATE_RESPONSES,
+    )
+    @extend_schema(
+        methods=["PATCH"],
+        operation_id="customers_partial_update",
+        summary="Update a customer (only the fields sent change)",
+        parameters=UPDATE_PARAMETERS,
+        request=CustomerUpdateSchemaSerializer,
+        responses=UPDATE_RESPONSES,
+    )
     @idempotent
     def partial_update(self, request: Request, customer_id: str) -> Response:
         """Change only the fields sent (PUT and PATCH alike); `metadata` is replaced whole."""
@@ -72,6 +125,13 @@ class CustomerViewSet(viewsets.GenericViewSet):
 
     update = partial_update
 
+    @extend_schema(
+        operation_id="customers_destroy",
+        summary="Archive a customer (the soft delete)",
+        parameters=DESTROY_PARAMETERS,
+        request=None,
+        responses=DESTROY_RESPONSES,
+    )
     @idempotent
     def destroy(self, request: Request, customer_id: str) -> Response:
         """Archive the customer (the soft delete); it stays readable by id."""
@@ -79,6 +139,12 @@ class CustomerViewSet(viewsets.GenericViewSet):
             customer_archive(scope=request.scope, customer_id=customer_id)
         return Response(status=204)
 
+    @extend_schema(
+        operation_id="customers_retrieve_by_external_id",
+        summary="Get the customer (not archived) with an external id",
+        parameters=BY_EXTERNAL_ID_PARAMETERS,
+        responses=BY_EXTERNAL_ID_RESPONSES,
+    )
     def retrieve_by_external_id(self, request: Request, external_id: str) -> Response:
         """The non-archived customer with that external id."""
         try:

@@ -1,0 +1,766 @@
+"""The OpenAPI description of `/v1/` (drf-spectacular): schema-only pieces, never run on a request.
+
+The views build their JSON by hand (``customer_as_dict``, ``error_body``, ``paginated_response``)
+and read their parameters with ``parse_customer_list_params`` and ``CustomerFilterSet``; the
+serializers, parameters and responses here only describe that, from the same constants, so
+that ``views.py`` gains decorators and nothing else. Served at `/v1/openapi.json` (JSON) and
+shown by Swagger UI at `/v1/docs/`; ``test_openapi`` checks both against the real shapes.
+"""
+
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerFieldExtension,
+)
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema_field,
+    extend_schema_serializer,
+)
+from rest_framework import serializers
+
+from customers.api.errors import ERROR_CODES
+from customers.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from customers.api.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
+from customers.api.params import DEFAULT_LIMIT, EXPANDABLE, MAX_LIMIT, MAX_OFFSET
+from customers.filters import (
+    DEFAULT_ORDER,
+    DEFAULT_SORT,
+    MAX_LIST_VALUES,
+    MAX_VALUE_LENGTH,
+    ORDER_CHOICES,
+    SORT_COLUMNS,
+)
+from customers.models import CustomerStatus
+from customers.validation import (
+    CUSTOMER_ID_PATTERN,
+    MAX_METADATA_KEY_LENGTH,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_VALUE_LENGTH,
+    TEXT_FIELD_LIMITS,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Security schemes: one key, two ways of sending it.
+
+BEARER_SCHEME = "bearerAuth"
+API_KEY_SCHEME = "apiKeyAuth"
+API_KEY_HEADER = "x-api-key"
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """`ApiKeyAuthentication` reads the key from either header: two alternative schemes."""
+
+    target_class = "customers.api.authentication.ApiKeyAuthentication"
+    name = [BEARER_SCHEME, API_KEY_SCHEME]
+
+    def get_security_requirement(self, auto_schema):
+        # A list is OR (either header will do); a dict with both names would mean AND.
+        return [{BEARER_SCHEME: []}, {API_KEY_SCHEME: []}]
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "sk_...",
+                "description": (
+                    "`Authorization: Bearer <key>`. A key (`sk_` and at least 32 more "
+                    "characters) belongs to one tenant and one environment, the scope of "
+                    "every read and write made with it. Missing, malformed, unknown or revoked "
+                    "keys are a 401."
+                ),
+            },
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": API_KEY_HEADER,
+                "description": (
+                    f"`{API_KEY_HEADER}: <key>`: the same key, in its own header. When both "
+                    "headers are sent, `Authorization` is the one read."
+                ),
+            },
+        ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reusable bits of JSON Schema.
+
+# A NUL byte anywhere in a value is a 400 (PostgreSQL cannot store it). ECMA-262 syntax.
+NO_NUL_SCHEMA_PATTERN = r"^[^\u0000]*$"
+CUSTOMER_ID_SCHEMA_PATTERN = rf"^{CUSTOMER_ID_PATTERN.pattern}$"
+
+# What `error_body` can produce here: the contract's codes, and the two DRF statuses whose
+# code comes from their HTTP phrase (an Accept header without JSON, a body that is not JSON).
+ERROR_CODE_STATUSES = {code: status for status, code in ERROR_CODES.items()}
+ERROR_CODE_STATUSES.update(not_acceptable=406, unsupported_media_type=415)
+ERROR_CODE_CHOICES = [
+    (code, f"HTTP {status}")
+    for code, status in sorted(ERROR_CODE_STATUSES.items(), key=lambda item: item[1])
+]
+
+
+def single_value_schema(**extra) -> dict:
+    """A query or path value: at most 255 characters, no NUL byte."""
+    return {
+        "type": "string",
+        "maxLength": MAX_VALUE_LENGTH,
+        "pattern": NO_NUL_SCHEMA_PATTERN,
+        **extra,
+    }
+
+
+def value_list_schema() -> dict:
+    return {"type": "array", "items": single_value_schema(), "maxItems": MAX_LIST_VALUES}
+
+
+# ---------------------------------------------------------------------------------------------
+# The customer object, as `customer_as_dict` builds it.
+
+CUSTOMER_EXAMPLE = {
+    "id": "cust_01J2Z3K4M5N6P7Q8R9S0T1V2W3",
+    "external_id": "acme-1",
+    "name": "Acme Inc",
+    "email": "billing@acme.example",
+    "address_line1": "1 Main Street",
+    "address_line2": "",
+    "address_city": "Springfield",
+    "address_state": "IL",
+    "address_postal_code": "62701",
+    "address_country": "US",
+    "parent_customer_id": None,
+    "metadata": {"plan": "pro"},
+    "environment_id": "env_production",
+    "tenant_id": "tenant_acme",
+    "status": "published",
+    "created_at": "2024-01-15T10:30:00Z",
+    "updated_at": "2024-01-15T10:30:00Z",
+}
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "type": "string",
+            "maxLength": MAX_METADATA_VALUE_LENGTH,
+            "pattern": NO_NUL_SCHEMA_PATTERN,
+        },
+        "maxProperties": MAX_METADATA_KEYS,
+        "description": (
+            f"String keys (1 to {MAX_METADATA_KEY_LENGTH} characters) to string values (at most "
+            f"{MAX_METADATA_VALUE_LENGTH} characters), at most {MAX_METADATA_KEYS} keys; `{{}}` "
+            "when empty. A write replaces it whole."
+        ),
+    }
+)
+class MetadataField(serializers.DictField):
+    child = serializers.CharField()
+
+
+def string_field(
+    *,
+    max_length: int,
+    min_length: int = 0,
+    pattern: str | None = None,
+    string_format: str | None = None,
+    **kwargs,
+) -> serializers.Field:
+    """A string property described exactly as given.
+
+    Not a CharField: drf-spectacular turns a CharField that allows `""` and has a pattern or
+    format into `oneOf: [<it>, {maxLength: 0}]`, which says nothing more and reads worse.
+    """
+    schema: dict = {"type": "string"}
+    if string_format:
+        schema["format"] = string_format
+    if min_length:
+        schema["minLength"] = min_length
+    schema["maxLength"] = max_length
+    if pattern:
+        schema["pattern"] = pattern
+    field_class = extend_schema_field(schema)(type("StringSchemaField", (serializers.Field,), {}))
+    return field_class(**kwargs)
+
+
+def text_field(name: str, **kwargs) -> serializers.CharField:
+    """One of the plain text fields, with its length limit from the validation module."""
+    _, max_length = TEXT_FIELD_LIMITS[name]
+    return serializers.CharField(max_length=max_length, **kwargs)
+
+
+@extend_schema_serializer(
+    component_name="Customer",
+    examples=[OpenApiExample("customer", value=CUSTOMER_EXAMPLE, response_only=True)],
+)
+class CustomerSchemaSerializer(serializers.Serializer):
+    """A customer: always these 17 keys, in this order, `null` where unset."""
+
+    id = string_field(
+        max_length=50,
+        pattern=CUSTOMER_ID_SCHEMA_PATTERN,
+        help_text=(
+            "`cust_` and a 26-character ULID when the server made it; an imported customer may "
+            "keep its own (1 to 50 of `A-Z a-z 0-9 _ -`)."
+        ),
+    )
+    external_id = text_field(
+        "external_id",
+        help_text="Your id for the customer; unique in the scope among customers not archived.",
+    )
+    name = text_field("name")
+    email = serializers.EmailField(
+        max_length=255,
+        allow_null=True,
+        help_text="Stored as given, matched case-insensitively; not unique.",
+    )
+    address_line1 = text_field("address_line1", allow_blank=True)
+    address_line2 = text_field("address_line2", allow_blank=True)
+    address_city = text_field("address_city", allow_blank=True)
+    address_state = text_field("address_state", allow_blank=True)
+    address_postal_code = text_field("address_postal_code", allow_blank=True)
+    address_country = string_field(
+        max_length=2,
+        pattern=r"^([A-Z]{2})?$",
+        help_text='An ISO 3166-1 alpha-2 code, uppercase, or `""`.',
+    )
+    parent_customer_id = serializers.CharField(
+        allow_null=True, help_text="The parent customer, in the same scope."
+    )
+    metadata = MetadataField()
+    environment_id = serializers.CharField(help_text="From the API key; never from a body.")
+    tenant_id = serializers.CharField(help_text="From the API key; never from a body.")
+    status = serializers.ChoiceField(choices=CustomerStatus.choices)
+    created_at = serializers.DateTimeField(help_text="RFC 3339, UTC, with `Z`.")
+    updated_at = serializers.DateTimeField(help_text="RFC 3339, UTC, with `Z`.")
+
+
+class ParentCustomerField(serializers.Field):
+    """The parent's `Customer` object, or `null`."""
+
+
+class ParentCustomerFieldScheme(OpenApiSerializerFieldExtension):
+    """`Customer` or `null`, in the form OpenAPI 3.0 validators agree on.
+
+    drf-spectacular writes a nullable reference as `allOf: [$ref], nullable: true`, but in
+    OpenAPI 3.0.3 `nullable` has no effect without a `type` beside it, and `null` fails the
+    `allOf`: strict validators reject the `null` this API sends for a customer without parent.
+    """
+
+    target_class = ParentCustomerField
+
+    def map_serializer_field(self, auto_schema, direction):
+        customer = auto_schema.resolve_serializer(CustomerSchemaSerializer, direction).ref
+        return {"oneOf": [customer, {"type": "object", "nullable": True, "enum": [None]}]}
+
+
+@extend_schema_serializer(component_name="CustomerListItem")
+class CustomerListItemSchemaSerializer(CustomerSchemaSerializer):
+    """A customer in a list: with `expand=parent_customer`, also `parent_customer`, last."""
+
+    parent_customer = ParentCustomerField(
+        required=False,
+        help_text=(
+            "Only with `expand=parent_customer`: the parent's full object (without its own "
+            "`parent_customer`), or `null` when there is no parent."
+        ),
+    )
+
+
+@extend_schema_serializer(component_name="Pagination")
+class PaginationSchemaSerializer(serializers.Serializer):
+    """The `limit` and `offset` applied, and the exact number of matching customers."""
+
+    total = serializers.IntegerField(min_value=0)
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT)
+    offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET)
+
+
+@extend_schema_serializer(
+    component_name="CustomerList",
+    many=False,
+    examples=[
+        OpenApiExample(
+            "page",
+            value={
+                "items": [CUSTOMER_EXAMPLE],
+                "pagination": {"total": 1, "limit": DEFAULT_LIMIT, "offset": 0},
+            },
+            response_only=True,
+        )
+    ],
+)
+class CustomerListSchemaSerializer(serializers.Serializer):
+    """One page of customers."""
+
+    items = CustomerListItemSchemaSerializer(many=True)
+    pagination = PaginationSchemaSerializer()
+
+
+# ---------------------------------------------------------------------------------------------
+# Request bodies. Only JSON is accepted (the parser is JSONParser alone).
+
+WRITE_BODY_NOTE = (
+    " Server-owned keys (`id`, `tenant_id`, `environment_id`, `created_at`, `updated_at`, "
+    "`parent_customer`) are accepted and ignored, so an object read can be sent back; any "
+    "other key not listed here is a 400 naming it. A NUL byte in any string is a 400."
+)
+
+
+def customer_write_fields(*, create: bool) -> dict[str, serializers.Field]:
+    """The 12 writable fields (``customers.validation.EDITABLE_FIELDS``), in contract order."""
+
+    def text(name: str, **kwargs) -> serializers.Field:
+        required, max_length = TEXT_FIELD_LIMITS[name]
+        return string_field(
+            max_length=max_length,
+            min_length=1 if required else 0,
+            pattern=NO_NUL_SCHEMA_PATTERN,
+            required=create and required,
+            **kwargs,
+        )
+
+    status_extra = (
+        {"default": CustomerStatus.PUBLISHED.value}
+        if create
+        else {
+            "help_text": (
+                "`archived` is the soft delete; `published` or `draft` restores an archived "
+                "customer (409 if its `external_id` has been taken since)."
+            )
+        }
+    )
+    return {
+        "external_id": text(
+            "external_id", help_text="409 when a customer not archived in the scope has it."
+        ),
+        "name": text("name"),
+        "email": string_field(
+            max_length=255,
+            min_length=1,
+            pattern=NO_NUL_SCHEMA_PATTERN,
+            string_format="email",
+            allow_null=True,
+            required=False,
+            help_text="A valid email address, or `null`.",
+        ),
+        "address_line1": text("address_line1"),
+        "address_line2": text("address_line2"),
+        "address_city": text("address_city"),
+        "address_state": text("address_state"),
+        "address_postal_code": text("address_postal_code"),
+        "address_country": string_field(
+            max_length=2,
+            pattern=r"^([A-Za-z]{2})?$",
+            required=False,
+            help_text=(
+                'An ISO 3166-1 alpha-2 code (any case, stored uppercase) or `""`; a code '
+                "that is not assigned is a 400."
+            ),
+        ),
+        "parent_customer_id": string_field(
+            min_length=1,
+            max_length=50,
+            pattern=CUSTOMER_ID_SCHEMA_PATTERN,
+            allow_null=True,
+            required=False,
+            help_text=(
+                "A customer of the same scope that is not archived, not this customer and "
+                "not one of its descendants (else a 400 naming `parent_customer_id`); `null` "
+                "for none."
+            ),
+        ),
+        "metadata": MetadataField(required=False),
+        "status": serializers.ChoiceField(
+            choices=CustomerStatus.choices, required=False, **status_extra
+        ),
+    }
+
+
+CustomerCreateSchemaSerializer = extend_schema_serializer(
+    component_name="CustomerCreate",
+    examples=[
+        OpenApiExample(
+            "new customer",
+            value={
+                "external_id": "acme-1",
+                "name": "Acme Inc",
+                "email": "billing@acme.example",
+                "address_country": "US",
+                "metadata": {"plan": "pro"},
+            },
+            request_only=True,
+        )
+    ],
+)(
+    type(
+        "CustomerCreateSchemaSerializer",
+        (serializers.Serializer,),
+        {
+            "__doc__": "A new customer: `external_id` and `name` are required." + WRITE_BODY_NOTE,
+            **customer_write_fields(create=True),
+        },
+    )
+)
+CustomerUpdateSchemaSerializer = extend_schema_serializer(
+    component_name="CustomerUpdate",
+    examples=[
+        OpenApiExample("rename", value={"name": "Acme Incorporated"}, request_only=True),
+        OpenApiExample("clear the email", value={"email": None}, request_only=True),
+        OpenApiExample("archive", value={"status": "archived"}, request_only=True),
+    ],
+)(
+    type(
+        "CustomerUpdateSchemaSerializer",
+        (serializers.Serializer,),
+        {
+            "__doc__": (
+                "The fields to change (PUT and PATCH alike): only the keys sent change, "
+                "`metadata` is replaced whole." + WRITE_BODY_NOTE
+            ),
+            **customer_write_fields(create=False),
+        },
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# The error envelope, as `errors.error_body` builds it.
+
+
+@extend_schema_field({"type": "boolean", "description": "Always `false` on an error."})
+class FalseField(serializers.BooleanField):
+    pass
+
+
+@extend_schema_serializer(component_name="Error")
+class ErrorSchemaSerializer(serializers.Serializer):
+    """What went wrong. More keys may be added later (a `request_id`, say)."""
+
+    code = serializers.ChoiceField(
+        choices=ERROR_CODE_CHOICES,
+        help_text="Stands for the HTTP status; switch on it rather than on `message`.",
+    )
+    message = serializers.CharField(help_text="Names the offending parameter or field.")
+    details = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Parameter or field name -> its messages; `{}` when there is nothing to add.",
+    )
+
+
+@extend_schema_serializer(component_name="ErrorEnvelope")
+class ErrorEnvelopeSchemaSerializer(serializers.Serializer):
+    """Every error from `/v1/` has this shape."""
+
+    success = FalseField()
+    error = ErrorSchemaSerializer()
+
+
+def error_example(
+    status: int, message: str, details: dict | None = None, *, name: str | None = None
+) -> OpenApiExample:
+    return OpenApiExample(
+        name or ERROR_CODES[status],
+        value={
+            "success": False,
+            "error": {"code": ERROR_CODES[status], "message": message, "details": details or {}},
+        },
+        status_codes=[status],
+        response_only=True,
+    )
+
+
+def error_response(status: int, description: str, *examples: OpenApiExample) -> OpenApiResponse:
+    return OpenApiResponse(
+        ErrorEnvelopeSchemaSerializer, description=description, examples=list(examples)
+    )
+
+
+def bad_request(name: str, message: str) -> OpenApiResponse:
+    return error_response(
+        400,
+        "A parameter, header or body field is invalid; `details` names each one.",
+        error_example(400, f"{name} {message}", {name: [message]}),
+    )
+
+
+def not_found(message: str) -> OpenApiResponse:
+    return error_response(404, "No such customer in the key's scope.", error_example(404, message))
+
+
+UNAUTHENTICATED = error_response(
+    401,
+    "The API key is missing, malformed, unknown or revoked.",
+    error_example(401, "the API key is not valid"),
+)
+PERMISSION_DENIED = error_response(
+    403,
+    "A signed-in staff user with no environment to work in, or a failed CSRF check.",
+    error_example(
+        403,
+        "no environment to work in: staff need a membership of a tenant with an environment",
+    ),
+)
+NOT_FOUND = not_found("no customer 'cust_01J2Z3K4M5N6P7Q8R9S0T1V2W3' in this environment")
+IDEMPOTENCY_KEY_REUSED = error_example(
+    409,
+    f"{IDEMPOTENCY_HEADER} was already used with a different request (method, path or body)",
+    {IDEMPOTENCY_HEADER: ["was already used with a different request"]},
+    name="idempotency_key_reused",
+)
+CONFLICT = error_response(
+    409,
+    "Another customer that is not archived has this `external_id`, or the `Idempotency-Key` "
+    "was already used with a different request.",
+    error_example(
+        409,
+        "a customer with external_id 'acme-1' already exists in this environment",
+        {"external_id": ["already exists"]},
+    ),
+    IDEMPOTENCY_KEY_REUSED,
+)
+IDEMPOTENCY_CONFLICT = error_response(
+    409, "The `Idempotency-Key` was already used with a different request.", IDEMPOTENCY_KEY_REUSED
+)
+UNSUPPORTED_MEDIA_TYPE = OpenApiResponse(
+    ErrorEnvelopeSchemaSerializer,
+    description="The body is not `application/json`.",
+    examples=[
+        OpenApiExample(
+            "unsupported_media_type",
+            value={
+                "success": False,
+                "error": {
+                    "code": "unsupported_media_type",
+                    "message": 'Unsupported media type "text/plain" in request.',
+                    "details": {},
+                },
+            },
+            status_codes=[415],
+            response_only=True,
+        )
+    ],
+)
+INTERNAL_ERROR = error_response(
+    500, "An unexpected error; the body holds no stack trace.", error_example(500, "internal error")
+)
+SERVICE_UNAVAILABLE = error_response(
+    503,
+    "The database is unreachable; try again shortly.",
+    error_example(503, "the service is unavailable, try again shortly"),
+)
+
+# Every operation can answer these.
+COMMON_ERRORS = {
+    401: UNAUTHENTICATED,
+    403: PERMISSION_DENIED,
+    500: INTERNAL_ERROR,
+    503: SERVICE_UNAVAILABLE,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters.
+
+STATUS_VALUES = list(CustomerStatus.values)
+SORT_VALUES = list(SORT_COLUMNS)
+ORDER_VALUES = [value for value, _ in ORDER_CHOICES]
+
+LIST_NOTE = (
+    f"Comma-separated (`a,b`); repeating the parameter (`{{name}}=a&{{name}}=b`) is accepted "
+    f"too. Empty items are ignored; at most {MAX_LIST_VALUES} values, each at most "
+    f"{MAX_VALUE_LENGTH} characters."
+)
+
+
+def query_parameter(name: str, schema: dict, description: str, **kwargs) -> OpenApiParameter:
+    return OpenApiParameter(name, schema, OpenApiParameter.QUERY, description=description, **kwargs)
+
+
+def value_list_parameter(name: str, what: str) -> OpenApiParameter:
+    return query_parameter(
+        name,
+        value_list_schema(),
+        f"Only customers whose {what} is one of these. " + LIST_NOTE.format(name=name),
+        style="form",
+        explode=False,
+    )
+
+
+CUSTOMER_LIST_PARAMETERS = [
+    query_parameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        f"How many customers to return, 1 to {MAX_LIMIT}.",
+    ),
+    query_parameter(
+        "offset",
+        {"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+        "How many matching customers to skip. Past the last one, `items` is empty and "
+        "`total` still exact.",
+    ),
+    query_parameter(
+        "sort",
+        {"type": "string", "enum": SORT_VALUES, "default": DEFAULT_SORT},
+        "The sort key; ties are broken by `id` in the same direction, so pages never overlap. "
+        "`name` and `email` sort case-insensitively; a missing email sorts last ascending, "
+        "first descending.",
+    ),
+    query_parameter(
+        "order",
+        {"type": "string", "enum": ORDER_VALUES, "default": DEFAULT_ORDER},
+        "The sort direction.",
+    ),
+    query_parameter(
+        "status",
+        {"type": "string", "enum": STATUS_VALUES},
+        "Only customers with this status; absent means every status.",
+    ),
+    value_list_parameter("customer_ids", "`id`"),
+    value_list_parameter("external_ids", "`external_id`"),
+    value_list_parameter("parent_customer_ids", "`parent_customer_id`"),
+    query_parameter(
+        "external_id", single_value_schema(), "Only the customers with exactly this external id."
+    ),
+    query_parameter(
+        "email",
+        single_value_schema(),
+        "Only the customers with this email, compared case-insensitively.",
+    ),
+    query_parameter(
+        "expand",
+        {"type": "array", "items": {"type": "string", "enum": list(EXPANDABLE)}},
+        "Comma-separated; `parent_customer` adds each item's parent object as "
+        "`parent_customer`. Any other value is a 400 naming it.",
+        style="form",
+        explode=False,
+    ),
+]
+
+CUSTOMER_ID_PARAMETER = OpenApiParameter(
+    "customer_id",
+    {"type": "string", "pattern": CUSTOMER_ID_SCHEMA_PATTERN},
+    OpenApiParameter.PATH,
+    description=(
+        "The customer's `id`. Archived customers are found too; an id that cannot exist "
+        "(another format) is a 404 like any unknown one."
+    ),
+)
+EXTERNAL_ID_PARAMETER = OpenApiParameter(
+    "external_id",
+    single_value_schema(minLength=1),
+    OpenApiParameter.PATH,
+    description=(
+        "The customer's `external_id`. It may contain `/` (sent as is or as `%2F`); more than "
+        f"{MAX_VALUE_LENGTH} characters or a NUL byte is a 400."
+    ),
+)
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    OpenApiParameter.HEADER,
+    description=(
+        "Makes the write safe to retry. Keys are per scope and kept 24 hours: the same key with "
+        "the same method, path and JSON body replays the first response (status and body) and "
+        "writes nothing; the same key with anything else is a 409. Concurrent requests with one "
+        "key write once."
+    ),
+)
+
+
+def replayed_header(*statuses: int) -> OpenApiParameter:
+    """The response header a replayed idempotent answer carries."""
+    return OpenApiParameter(
+        REPLAYED_HEADER,
+        {"type": "string", "enum": ["true"]},
+        OpenApiParameter.HEADER,
+        description=f"`true` when this is the replay of an earlier request with that "
+        f"`{IDEMPOTENCY_HEADER}`.",
+        response=list(statuses),
+    )
+
+
+WWW_AUTHENTICATE_HEADER = OpenApiParameter(
+    "WWW-Authenticate",
+    str,
+    OpenApiParameter.HEADER,
+    description='`Bearer realm="api"` on a 401 from a missing or bad key.',
+    response=[401],
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per operation: what CustomerViewSet's @extend_schema decorators use.
+
+LIST_PARAMETERS = [*CUSTOMER_LIST_PARAMETERS, WWW_AUTHENTICATE_HEADER]
+LIST_RESPONSES = {
+    200: OpenApiResponse(
+        CustomerListSchemaSerializer, description="A page of customers and the exact total."
+    ),
+    400: bad_request("limit", "must be between 1 and 1000"),
+    **COMMON_ERRORS,
+}
+
+CREATE_PARAMETERS = [
+    IDEMPOTENCY_KEY_PARAMETER,
+    replayed_header(201, 400, 409),
+    WWW_AUTHENTICATE_HEADER,
+]
+CREATE_RESPONSES = {
+    201: OpenApiResponse(
+        CustomerSchemaSerializer,
+        description="Created (or, for a repeated `Idempotency-Key`, the first response).",
+    ),
+    400: bad_request("name", "is required"),
+    409: CONFLICT,
+    415: UNSUPPORTED_MEDIA_TYPE,
+    **COMMON_ERRORS,
+}
+
+RETRIEVE_PARAMETERS = [CUSTOMER_ID_PARAMETER, WWW_AUTHENTICATE_HEADER]
+RETRIEVE_RESPONSES = {
+    200: OpenApiResponse(CustomerSchemaSerializer, description="The customer."),
+    404: NOT_FOUND,
+    **COMMON_ERRORS,
+}
+
+UPDATE_PARAMETERS = [
+    CUSTOMER_ID_PARAMETER,
+    IDEMPOTENCY_KEY_PARAMETER,
+    replayed_header(200, 400, 404, 409),
+    WWW_AUTHENTICATE_HEADER,
+]
+UPDATE_RESPONSES = {
+    200: OpenApiResponse(CustomerSchemaSerializer, description="The customer as it is now."),
+    400: bad_request(
+        "address_country", "must be an ISO 3166-1 alpha-2 country code (e.g. US) or empty"
+    ),
+    404: NOT_FOUND,
+    409: CONFLICT,
+    415: UNSUPPORTED_MEDIA_TYPE,
+    **COMMON_ERRORS,
+}
+
+DESTROY_PARAMETERS = [
+    CUSTOMER_ID_PARAMETER,
+    IDEMPOTENCY_KEY_PARAMETER,
+    replayed_header(204, 400, 404, 409),
+    WWW_AUTHENTICATE_HEADER,
+]
+DESTROY_RESPONSES = {
+    204: OpenApiResponse(description="Archived (archiving an archived customer changes nothing)."),
+    400: bad_request(IDEMPOTENCY_HEADER, f"must be 1 to {MAX_KEY_LENGTH} characters"),
+    404: NOT_FOUND,
+    409: IDEMPOTENCY_CONFLICT,
+    **COMMON_ERRORS,
+}
+
+BY_EXTERNAL_ID_PARAMETERS = [EXTERNAL_ID_PARAMETER, WWW_AUTHENTICATE_HEADER]
+BY_EXTERNAL_ID_RESPONSES = {
+    200: OpenApiResponse(CustomerSchemaSerializer, description="The customer."),
+    400: bad_request("external_id", f"must be at most {MAX_VALUE_LENGTH} characters"),
+    404: not_found("no customer with external_id 'acme-1' in this environment"),
+    **COMMON_ERRORS,
+}
