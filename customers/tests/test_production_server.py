@@ -57,17 +57,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_gunicorn_accepts_a_url_with_a_thousand_ids(tmp_path):
-    """Behind the production server the 1000-id URL reaches the app (401 here: no key)."""
+def test_gunicorn_serves_long_urls_and_static_files(tmp_path):
+    """Behind the production server the 1000-id URL reaches the app (401 here: no key), and
+    the collected static files (admin, Swagger UI) are served."""
     port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "crm.settings.production",
         "DJANGO_SECRET_KEY": "a-real-secret-for-this-test-only-0123456789",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.sqlite3'}",
+        "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
     }
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "crm.wsgi"],
         cwd=ROOT,
@@ -92,6 +100,9 @@ def test_gunicorn_accepts_a_url_with_a_thousand_ids(tmp_path):
                 time.sleep(0.2)
         assert status == 401, body
         assert '"code":"unauthenticated"' in body.replace(" ", "")
+        for asset in ("admin/css/base.css", "customers/crm.css"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/{asset}") as response:
+                assert response.status == 200
     finally:
         server.terminate()
         server.wait(timeout=10)
