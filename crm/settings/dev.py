@@ -6,3 +6,6 @@ from crm.settings.env import env_bool, env_str
 DEBUG = env_bool("DJANGO_DEBUG", True)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or "dev-only-insecure-key-never-use-in-production"
 CRM_ALLOW_DEMO_KEY = True
+# Serve static files straight from the apps, no collectstatic needed while developing.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
