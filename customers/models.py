@@ -138,6 +138,12 @@ def search_key_for(*, name: str, email: str | None, external_id: str) -> str:
     return SEARCH_KEY_SEPARATOR.join((name, email or "", external_id)).lower()
 
 
+def derived_keys_for(*, name: str, email: str | None, external_id: str) -> tuple:
+    """The values of Customer.DERIVED_KEY_FIELDS, in order: the one rule for every writer."""
+    name_key, email_key = sort_keys_for(name=name, email=email)
+    return name_key, email_key, search_key_for(name=name, email=email, external_id=external_id)
+
+
 class Customer(models.Model):
     id = CodePointCharField(primary_key=True, max_length=50, default=new_customer_id)
     tenant = models.ForeignKey(
@@ -228,8 +234,7 @@ class Customer(models.Model):
 
     def refresh_derived_keys(self) -> None:
         """Recompute the sort and search keys (bulk inserts call this; save() does itself)."""
-        self.name_key, self.email_key = sort_keys_for(name=self.name, email=self.email)
-        self.search_key = search_key_for(
+        self.name_key, self.email_key, self.search_key = derived_keys_for(
             name=self.name, email=self.email, external_id=self.external_id
         )
 

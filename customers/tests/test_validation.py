@@ -124,3 +124,40 @@ def test_every_error_is_reported_and_the_first_reads_as_a_sentence():
         clean_customer_fields({"external_id": "", "name": "x" * 300, "email": "nope"})
     assert set(raised.value.errors) == {"external_id", "name", "email"}
     assert raised.value.first_message == "external_id is required and must not be empty"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@example.com",
+        "Billing.Team+tag@Sub.Example.co.uk",
+        "user@localhost",
+        "user@[127.0.0.1]",
+        "user@[::1]",
+        "user@[999.1.1.1]",
+        '"quoted name"@example.com',
+        "üser@example.com",
+        "user@exämple.com",
+        "user@-bad.com",
+        "user@example",
+        "user@@example.com",
+        "a" * 65 + "@example.com",
+        "user@" + "a" * 64 + ".com",
+        "x" * 310 + "@example.com",
+        "",
+        "no-at-sign",
+        "user@example.com.",
+    ],
+)
+def test_email_check_agrees_with_djangos_validator(value):
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    from customers.validation import email_is_valid
+
+    try:
+        validate_email(value)
+        django_says = True
+    except ValidationError:
+        django_says = False
+    assert email_is_valid(value) is django_says

@@ -1,0 +1,375 @@
+"""Deterministic, realistic customers in bulk: `seed_customers` and the benchmark use them.
+
+``seed_customer_rows`` is pure: the same scope, count and seed give the same rows, ids
+included, and ids depend on all three, so seeding another scope (or with another seed)
+never collides. It yields ``customers.importer.CustomerRow`` tuples, which
+``seed_customers`` writes through the importer's writer (COPY on PostgreSQL) in batches,
+in one transaction that also keeps the per-status counts.
+
+Made for millions of rows: every value that repeats (names, streets, metadata objects,
+ids' alphabet) is built once; a row costs a dozen ``random()`` calls, a few f-strings and
+two datetimes. ``created_at`` grows with the row number across ``SPAN`` (customers sign up
+over the years), so a parent, always chosen among earlier company rows in O(1), was
+created before its child.
+"""
+
+import random
+import time
+import unicodedata
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+
+from django.db import IntegrityError, connection, transaction
+
+from customers.demo import (
+    COMPANY_FIRST,
+    COMPANY_SECOND,
+    COMPANY_SUFFIX,
+    MAILBOXES,
+    PEOPLE,
+    PLACES,
+    PLAN_TIERS,
+    REGIONS,
+    STREETS,
+)
+from customers.ids import CROCKFORD_BASE32, CUSTOMER_ID_PREFIX
+from customers.importer import CustomerRow, write_rows
+from customers.models import Customer, CustomerStatus, search_key_for, sort_keys_for
+from customers.scope import Scope
+from customers.services import environment_ensure
+
+START = datetime(2022, 1, 1, tzinfo=UTC)
+SPAN = timedelta(days=3 * 365)  # created_at runs from START over three years
+UPDATE_SPAN = timedelta(days=180)  # how long after its creation a customer was last changed
+PARENT_RATE = 0.10
+PERSON_RATE = 0.15  # customers that are people rather than companies
+NO_EMAIL_RATE = 0.05
+CAPITALISED_EMAIL_RATE = 0.03  # stored as given ("Billing@..."), matched case-insensitively
+NEVER_UPDATED_RATE = 0.40
+NO_METADATA_RATE = 0.10
+ACCOUNT_MANAGER_RATE = 0.30
+SUITE_RATE = 0.25  # an address_line2
+# Cumulative: published 80%, draft 12%, archived 8%.
+PUBLISHED_BELOW, DRAFT_BELOW = 0.80, 0.92
+
+SURNAMES = [
+    "Lovelace",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Turing",
+    "Johnson",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Perlman",
+    "Berners-Lee",
+    "Allen",
+    "van Rossum",
+    "Lamarr",
+    "Dijkstra",
+    "Wilson",
+    "García",
+    "Müller",
+    "Ström",
+    "Okafor",
+    "Nakamura",
+    "Kowalski",
+    "Rossi",
+    "Dubois",
+    "Chen",
+    "Singh",
+    "Silva",
+    "Ahmed",
+]
+PERSONAL_MAIL_DOMAINS = ["example.net", "example.org", "mail.example.com"]
+
+
+def ascii_word(text: str) -> str:
+    """``"Jürgen"`` -> ``"jurgen"``, ``"van Rossum"`` -> ``"vanrossum"``: for email addresses."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(character for character in folded.lower() if character.isalnum())
+
+
+# Every company name (6,400) with the word its email domains start with.
+COMPANIES = [
+    (f"{first} {second} {suffix}", ascii_word(first))
+    for first in COMPANY_FIRST
+    for second in COMPANY_SECOND
+    for suffix in COMPANY_SUFFIX
+]
+PERSONS = [
+    (f"{first} {last}", f"{ascii_word(first)}.{ascii_word(last)}")
+    for first in PEOPLE
+    for last in SURNAMES
+]
+LINE1 = [f"{number} {street}" for number in range(1, 1000) for street in STREETS]
+SUITES = [f"Suite {number}" for number in range(100, 900)]
+# Shared, never-mutated metadata objects (rows hold references to them).
+NO_METADATA: dict[str, str] = {}
+PLAIN_METADATA = [
+    {"plan_tier": tier, "region": region} for tier in PLAN_TIERS for region in REGIONS
+]
+MANAGED_METADATA = [
+    {**plain, "account_manager": manager} for plain in PLAIN_METADATA for manager in PEOPLE
+]
+
+# ULIDs: 48 bits of milliseconds then 80 random bits, in Crockford base32. The time is
+# encoded ten bits (two characters) at a time; the random part is 16 random bytes mapped
+# onto the alphabet (5 random bits each), which is cheaper than encoding an integer.
+CROCKFORD_PAIRS_BYTES = [
+    (first + second).encode() for first in CROCKFORD_BASE32 for second in CROCKFORD_BASE32
+]
+BYTE_TO_CROCKFORD = bytes(ord(CROCKFORD_BASE32[byte & 31]) for byte in range(256))
+ULID_LENGTH = 26
+START_MS = int(START.timestamp()) * 1000
+SPAN_US = SPAN // timedelta(microseconds=1)
+UPDATE_SPAN_US = UPDATE_SPAN // timedelta(microseconds=1)
+
+# The derived keys come from the model's own rules (sort_keys_for, search_key_for); this is
+# the order CustomerRow.derived_keys lists them in when the model names them as expected.
+KNOWN_DERIVED_KEY_FIELDS = ("name_key", "email_key", "search_key")
+
+
+def derived_keys_for(*, name: str, email: str | None, external_id: str) -> tuple:
+    """Customer.DERIVED_KEY_FIELDS' values, as ``Customer.refresh_derived_keys`` sets them."""
+    name_key, email_key = sort_keys_for(name=name, email=email)
+    search_key = search_key_for(name=name, email=email, external_id=external_id)
+    if Customer.DERIVED_KEY_FIELDS == KNOWN_DERIVED_KEY_FIELDS:
+        return name_key, email_key, search_key
+    scratch = Customer(name=name, email=email, external_id=external_id)  # the model changed
+    scratch.refresh_derived_keys()
+    return tuple(getattr(scratch, field) for field in Customer.DERIVED_KEY_FIELDS)
+
+
+def seed_customer_rows(*, scope: Scope, count: int, seed: int) -> Iterator[CustomerRow]:
+    """``count`` customers of ``scope``, the same ones for the same arguments.
+
+    Row ``n`` (``line``) has external id ``acct_<seed>_<n>``; about 10% are branches of an
+    earlier company row (``parent_id``); the rest are companies and people.
+    """
+    if count < 0:
+        raise ValueError("count must not be negative")
+    if count > SPAN_US:
+        raise ValueError(f"at most {SPAN_US} customers fit in the creation span")
+    rng = random.Random(f"seed_customers/{seed}/{scope.tenant_id}/{scope.environment_id}")
+    rand, random_bytes = rng.random, rng.randbytes
+    step_us = SPAN_US // max(count, 1)
+    one_us = timedelta(microseconds=1)
+    pairs, to_crockford, prefix = CROCKFORD_PAIRS_BYTES, BYTE_TO_CROCKFORD, CUSTOMER_ID_PREFIX
+    external_prefix = f"acct_{seed}_"
+    companies, persons, line1s, suites = COMPANIES, PERSONS, LINE1, SUITES
+    places, mailboxes, mail_domains = PLACES, MAILBOXES, PERSONAL_MAIL_DOMAINS
+    plain_metadata, managed_metadata = PLAIN_METADATA, MANAGED_METADATA
+    n_places, n_mailboxes, n_mail_domains = len(places), len(mailboxes), len(mail_domains)
+    n_companies, n_persons, n_line1s = len(companies), len(persons), len(line1s)
+    n_plain, n_managed, n_suites = len(plain_metadata), len(managed_metadata), len(suites)
+    suite_scale = n_suites / SUITE_RATE
+    published, draft, archived = (
+        CustomerStatus.PUBLISHED.value,
+        CustomerStatus.DRAFT.value,
+        CustomerStatus.ARCHIVED.value,
+    )
+    start_ms = START_MS
+    fast_keys = Customer.DERIVED_KEY_FIELDS == KNOWN_DERIVED_KEY_FIELDS
+    # Companies without a parent, the possible parents: their ids' 26 characters, packed,
+    # and their company number (so that a branch carries its parent's name).
+    root_ids = bytearray()
+    root_companies = array("H")
+    roots = 0
+
+    for number in range(1, count + 1):
+        created_us = (number - 1) * step_us + int(rand() * step_us)
+        ms = start_ms + created_us // 1000
+        ulid = (
+            pairs[ms >> 40]
+            + pairs[(ms >> 30) & 1023]
+            + pairs[(ms >> 20) & 1023]
+            + pairs[(ms >> 10) & 1023]
+            + pairs[ms & 1023]
+            + random_bytes(16).translate(to_crockford)
+        )
+        customer_id = prefix + ulid.decode()
+        external_id = external_prefix + str(number).zfill(7)
+        city, state, postal_code, country = places[int(rand() * n_places)]
+
+        kind = rand()
+        parent_id = None
+        if roots and kind < PARENT_RATE:
+            pick = int(rand() * roots) * ULID_LENGTH
+            parent_id = prefix + root_ids[pick : pick + ULID_LENGTH].decode()
+            company, word = companies[root_companies[pick // ULID_LENGTH]]
+            name = f"{company} ({city})"
+            domain = f"{word}{number}.example.com"
+            mailbox = mailboxes[int(rand() * n_mailboxes)]
+        elif kind < PARENT_RATE + PERSON_RATE:
+            name, mailbox = persons[int(rand() * n_persons)]
+            mailbox = f"{mailbox}{number}"
+            domain = mail_domains[int(rand() * n_mail_domains)]
+        else:
+            company_number = int(rand() * n_companies)
+            name, word = companies[company_number]
+            domain = f"{word}{number}.example.com"
+            mailbox = mailboxes[int(rand() * n_mailboxes)]
+            root_ids += ulid
+            root_companies.append(company_number)
+            roots += 1
+
+        chance = rand()
+        if chance < NO_EMAIL_RATE:
+            email = None
+        elif chance < NO_EMAIL_RATE + CAPITALISED_EMAIL_RATE:
+            email = f"{mailbox.capitalize()}@{domain}"
+        else:
+            email = f"{mailbox}@{domain}"
+
+        chance = rand()
+        if chance < NO_METADATA_RATE:
+            metadata = NO_METADATA
+        elif chance < NO_METADATA_RATE + ACCOUNT_MANAGER_RATE:
+            metadata = managed_metadata[int(rand() * n_managed)]
+        else:
+            metadata = plain_metadata[int(rand() * n_plain)]
+
+        chance = rand()
+        status = (
+            published if chance < PUBLISHED_BELOW else draft if chance < DRAFT_BELOW else archived
+        )
+
+        created_at = START + created_us * one_us
+        chance = rand()
+        if chance < NEVER_UPDATED_RATE:
+            updated_at = created_at
+        else:
+            updated_at = created_at + int(rand() * UPDATE_SPAN_US) * one_us
+
+        chance = rand()
+        address_line2 = suites[int(chance * suite_scale)] if chance < SUITE_RATE else ""
+
+        if fast_keys:
+            keys = (
+                *sort_keys_for(name=name, email=email),
+                search_key_for(name=name, email=email, external_id=external_id),
+            )
+        else:
+            keys = derived_keys_for(name=name, email=email, external_id=external_id)
+        yield CustomerRow(
+            number,
+            customer_id,
+            external_id,
+            name,
+            email,
+            line1s[int(rand() * n_line1s)],
+            address_line2,
+            city,
+            state,
+            postal_code,
+            country,
+            parent_id,
+            metadata,
+            status,
+            created_at,
+            updated_at,
+            keys,
+        )
+
+
+# -- Writing ---------------------------------------------------------------------------------
+
+BATCH_SIZE = 25_000  # rows per write_rows call: memory stays flat, COPY overhead negligible
+
+
+@dataclass(frozen=True, slots=True)
+class SeedResult:
+    scope: Scope
+    statuses: dict[str, int]
+    with_parent: int
+    seconds: float  # generating and writing, in one transaction
+    analyze_seconds: float  # ANALYZE afterwards (PostgreSQL), 0 elsewhere
+
+    @property
+    def seeded(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.seeded / self.seconds if self.seconds > 0 else 0.0
+
+
+class SeedError(Exception):
+    """Seeding was refused or failed; nothing was written."""
+
+
+# on_progress(done, total)
+SeedProgress = Callable[[int, int], None]
+
+
+def batches(rows: Iterable[CustomerRow], size: int) -> Iterator[list[CustomerRow]]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def seed_customers(
+    *,
+    tenant_id: str,
+    environment_id: str,
+    count: int,
+    seed: int,
+    on_progress: SeedProgress | None = None,
+    batch_size: int = BATCH_SIZE,
+    analyze: bool = True,
+) -> SeedResult:
+    """Write ``count`` seeded customers into the scope (created if missing), all or none.
+
+    The importer's writer inserts each batch and adds its statuses to the per-status counts
+    in the same transaction. Seeding the same seed into the same scope twice is refused by
+    the ids' primary key.
+    """
+    environment = environment_ensure(tenant_id=tenant_id, environment_id=environment_id)
+    scope = environment.scope
+    statuses: Counter[str] = Counter()
+    with_parent = 0
+    written = 0
+
+    def report(phase: str, done: int, total: int | None) -> None:
+        if on_progress is not None and phase == "writing":
+            on_progress(written + done, count)
+
+    started = time.perf_counter()
+    if on_progress is not None:
+        on_progress(0, count)
+    try:
+        with transaction.atomic():
+            for batch in batches(
+                seed_customer_rows(scope=scope, count=count, seed=seed), batch_size
+            ):
+                write_rows(rows=batch, scope=scope, report=report)
+                written += len(batch)
+                statuses.update(row.status for row in batch)
+                with_parent += sum(1 for row in batch if row.parent_id is not None)
+    except IntegrityError as error:
+        raise SeedError(
+            f"could not write the customers of {scope} (seed {seed}); were they seeded"
+            f" already? Nothing was written. {error}"
+        ) from None
+    seconds = time.perf_counter() - started
+
+    analyze_seconds = 0.0
+    if analyze and count and connection.vendor == "postgresql":
+        # A million new rows: give the planner their statistics now, not at autovacuum's pace.
+        analyze_started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(Customer._meta.db_table)}")
+        analyze_seconds = time.perf_counter() - analyze_started
+    return SeedResult(
+        scope=scope,
+        statuses=dict(statuses),
+        with_parent=with_parent,
+        seconds=seconds,
+        analyze_seconds=analyze_seconds,
+    )
