@@ -134,6 +134,19 @@ def status_counts_in_scope(*, scope: Scope | TenantScope) -> QuerySet[CustomerSt
     return CustomerStatusCount.objects.filter(tenant_id__in=sorted(scope.tenant_ids))
 
 
+# From this offset on, a page reads the ids first and then only its own rows: the skipped
+# entries are walked in the index alone (an index-only scan), not fetched from the table.
+DEFERRED_JOIN_OFFSET = 1000
+
+
+def page_by_ids_first(queryset: QuerySet[Customer], *, offset: int, limit: int) -> list[Customer]:
+    ids = list(queryset.values_list("id", flat=True)[offset : offset + limit])
+    if not ids:
+        return []
+    rows = queryset.order_by().filter(pk__in=ids).in_bulk()
+    return [rows[customer_id] for customer_id in ids]
+
+
 def customer_page(
     *,
     scope: Scope,
@@ -150,7 +163,10 @@ def customer_page(
     queryset = customer_list(scope=scope, filters=filters)
     if expand_parent:
         queryset = queryset.select_related("parent")
-    items = list(queryset[offset : offset + limit])
+    if offset >= DEFERRED_JOIN_OFFSET:
+        items = page_by_ids_first(queryset, offset=offset, limit=limit)
+    else:
+        items = list(queryset[offset : offset + limit])
     if items and len(items) < limit:
         total = offset + len(items)
     elif not items and offset == 0:

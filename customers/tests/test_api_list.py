@@ -491,3 +491,33 @@ def test_sort_keys_follow_the_stored_values(scope_a):
     customer.save(update_fields=["name", "email"])
     stored = Customer.objects.values("name_key", "email_key").get(pk=customer.pk)
     assert stored == {"name_key": "zed", "email_key": None}
+
+
+class TestDeepPages:
+    """Deep offsets read ids first, then the page's rows: the same customers, in order."""
+
+    @pytest.mark.parametrize("sort", ["created_at", "name", "email"])
+    @pytest.mark.parametrize("expand", ["", "&expand=parent_customer"])
+    def test_same_results_as_a_shallow_page(self, api, scope_a, monkeypatch, sort, expand):
+        parent = make_customer(scope_a.environment, created_at=at("2020-01-01T00:00:00"))
+        for number in range(12):
+            make_customer(
+                scope_a.environment,
+                name=f"Name {number % 4}",
+                email=None if number % 5 == 0 else f"e{number % 3}@x.com",
+                parent=parent if number % 2 else None,
+                created_at=at("2024-01-01T00:00:00"),
+            )
+        query = f"/v1/customers?sort={sort}&order=asc&limit=4&offset=5{expand}"
+        shallow = api.get(query).json()
+        monkeypatch.setattr("customers.selectors.DEFERRED_JOIN_OFFSET", 1)
+        with CaptureQueriesContext(connection) as captured:
+            deep = api.get(query).json()
+        assert deep == shallow
+        assert len(deep["items"]) == 4
+        assert any("IN (" in q["sql"] for q in captured)
+
+    def test_past_the_end(self, api, three, monkeypatch):
+        monkeypatch.setattr("customers.selectors.DEFERRED_JOIN_OFFSET", 1)
+        body = api.get("/v1/customers?offset=10").json()
+        assert body == {"items": [], "pagination": {"total": 3, "limit": 50, "offset": 10}}
