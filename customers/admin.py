@@ -32,11 +32,13 @@ from customers.filters import SORT_COLUMNS, CustomerFilterSet
 from customers.forms import CustomerAdminForm
 from customers.models import ApiKey, Customer, CustomerStatus, Environment, Membership, Tenant
 from customers.selectors import (
+    DEFERRED_JOIN_OFFSET,
     CustomerFilterError,
     customer_count,
     customer_filterset,
     customer_list,
     customers_in_scope,
+    page_by_ids_first,
 )
 from customers.services import (
     CustomerConflictError,
@@ -92,6 +94,18 @@ class CustomerPaginator(Paginator):
         if self.count_customers is None:
             return super().count
         return self.count_customers()
+
+    def page(self, number):
+        """Like Paginator.page, but a deep page reads its ids first, as the API does."""
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        if bottom < DEFERRED_JOIN_OFFSET:
+            return self._get_page(self.object_list[bottom:top], number, self)
+        items = page_by_ids_first(self.object_list, offset=bottom, limit=top - bottom)
+        return self._get_page(items, number, self)
 
 
 class CustomerChangeList(ChangeList):

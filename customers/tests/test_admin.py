@@ -512,3 +512,15 @@ class TestExport:
         make_customer(scope_a.environment)
         response = operator_client.get(f"{CHANGELIST}export.csv?status=bogus")
         assert response.status_code == 302
+
+
+def test_a_deep_page_reads_ids_first_and_shows_the_same_rows(operator_client, scope_a, monkeypatch):
+    for number in range(60):
+        make_customer(scope_a.environment, name=f"Customer {number:02d}")
+    shallow = listed_ids(operator_client, "?p=2")
+    monkeypatch.setattr("customers.admin.DEFERRED_JOIN_OFFSET", 1)
+    with CaptureQueriesContext(connection) as captured:
+        deep = listed_ids(operator_client, "?p=2")
+    assert deep == shallow
+    assert len(deep) == 10
+    assert any("IN (" in q["sql"] for q in captured)
