@@ -7,28 +7,11 @@ from collections.abc import Iterator
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from customers.api.serializers import customer_as_dict
+from customers.api.serializers import CUSTOMER_FIELDS, customer_as_dict
 from customers.models import Customer
 
-COLUMNS = [
-    "id",
-    "external_id",
-    "name",
-    "email",
-    "address_line1",
-    "address_line2",
-    "address_city",
-    "address_state",
-    "address_postal_code",
-    "address_country",
-    "parent_customer_id",
-    "metadata",
-    "environment_id",
-    "tenant_id",
-    "status",
-    "created_at",
-    "updated_at",
-]
+# The API's customer fields, in its order.
+COLUMNS = CUSTOMER_FIELDS
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_SIZE = 2000

@@ -37,6 +37,28 @@ def customer_as_dict(customer: Customer) -> dict[str, Any]:
     }
 
 
+# The contract's customer keys, in order (what customer_as_dict returns).
+CUSTOMER_FIELDS = (
+    "id",
+    "external_id",
+    "name",
+    "email",
+    "address_line1",
+    "address_line2",
+    "address_city",
+    "address_state",
+    "address_postal_code",
+    "address_country",
+    "parent_customer_id",
+    "metadata",
+    "environment_id",
+    "tenant_id",
+    "status",
+    "created_at",
+    "updated_at",
+)
+
+
 def customer_as_dict_with_parent(customer: Customer) -> dict[str, Any]:
     data = customer_as_dict(customer)
     data["parent_customer"] = customer_as_dict(customer.parent) if customer.parent_id else None

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from customers.models import Customer
 from customers.services import staff_user_upsert
+from customers.tests.contract import CUSTOMER_KEYS
 from customers.tests.factories import at, make_customer
 
 pytestmark = pytest.mark.django_db
@@ -475,25 +476,7 @@ class TestExport:
         make_customer(scope_b.environment, status="draft")
         rows = self.rows(operator_client, "?status=draft")
         assert [row["id"] for row in rows] == [draft.pk]
-        assert list(rows[0]) == [
-            "id",
-            "external_id",
-            "name",
-            "email",
-            "address_line1",
-            "address_line2",
-            "address_city",
-            "address_state",
-            "address_postal_code",
-            "address_country",
-            "parent_customer_id",
-            "metadata",
-            "environment_id",
-            "tenant_id",
-            "status",
-            "created_at",
-            "updated_at",
-        ]
+        assert list(rows[0]) == CUSTOMER_KEYS
         assert rows[0]["metadata"] == '{"tier": "gold"}'
 
     def test_formula_cells_are_neutralised(self, operator_client, scope_a):

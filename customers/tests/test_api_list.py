@@ -7,27 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from customers.models import Customer
+from customers.tests.contract import CUSTOMER_KEYS
 from customers.tests.factories import at, make_customer
-
-CUSTOMER_KEYS = [
-    "id",
-    "external_id",
-    "name",
-    "email",
-    "address_line1",
-    "address_line2",
-    "address_city",
-    "address_state",
-    "address_postal_code",
-    "address_country",
-    "parent_customer_id",
-    "metadata",
-    "environment_id",
-    "tenant_id",
-    "status",
-    "created_at",
-    "updated_at",
-]
 
 pytestmark = pytest.mark.django_db
 

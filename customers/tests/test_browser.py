@@ -9,29 +9,17 @@ where they fail: a browser missing in CI must not pass unnoticed.
 
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from customers.models import Environment
 from customers.services import staff_user_upsert
 from customers.tests.factories import make_customer, make_environment
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 15_000
 SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "browsable-api.png"
 
 USERNAME = "operator_a"
@@ -40,60 +28,6 @@ PASSWORD = "browser-test-password"
 SWITCHER = "form.environment-switcher"
 SELECT = "#environment-switcher-select"
 RESPONSE = ".response-info"  # the browsable API's rendered response (status, headers, JSON)
-
-
-# --- browser fixtures ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def allow_async_unsafe() -> Iterator[None]:
-    """Playwright's sync API runs an event loop in the test thread, and Django then refuses
-    ORM calls there (test data, the transactional flush) as "async-unsafe" (known-traps.md).
-    """
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="module")
-def browser(allow_async_unsafe) -> Iterator[Browser]:
-    """One headless Chromium for the module; missing: skip, or fail when CI=true."""
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI=true, so the browser tests fail instead of skipping")
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser, live_server) -> Iterator[Page]:
-    """A fresh page in a fresh context (no cookies, no session) for each test."""
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def page_errors(page: Page) -> list[str]:
-    """Uncaught JavaScript errors of the page, for tests to assert on."""
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
 
 
 # --- data -----------------------------------------------------------------------------------

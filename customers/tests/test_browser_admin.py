@@ -17,7 +17,6 @@ import csv
 import io
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,24 +24,14 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.utils import timezone
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
 from customers.exports import COLUMNS
 from customers.models import Customer, Environment
 from customers.services import staff_user_upsert
+from customers.tests.contract import CUSTOMER_KEYS
 from customers.tests.factories import at, make_customer, make_environment
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 15_000
 VIEWPORT = {"width": 1400, "height": 900}
 SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 
@@ -53,85 +42,13 @@ CHANGELIST = "/admin/customers/customer/"
 ROWS = "#result_list tbody tr"
 ROW_NAMES = f"{ROWS} .field-name"
 
-# The CSV header: the API's 17 customer fields, in the API's order (written out here, so
-# that a change to customers.exports.COLUMNS must be deliberate).
-API_COLUMNS = [
-    "id",
-    "external_id",
-    "name",
-    "email",
-    "address_line1",
-    "address_line2",
-    "address_city",
-    "address_state",
-    "address_postal_code",
-    "address_country",
-    "parent_customer_id",
-    "metadata",
-    "environment_id",
-    "tenant_id",
-    "status",
-    "created_at",
-    "updated_at",
-]
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-# --- browser fixtures ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def allow_async_unsafe() -> Iterator[None]:
-    """Playwright's sync API runs an event loop in the test thread, and Django then refuses
-    ORM calls there (test data, the transactional flush) as "async-unsafe" (known-traps.md).
-    """
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="module")
-def browser(allow_async_unsafe) -> Iterator[Browser]:
-    """One headless Chromium for the module; missing: skip, or fail when CI=true."""
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI=true, so the browser tests fail instead of skipping")
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
-def page(browser: Browser, live_server) -> Iterator[Page]:
-    """A fresh page in a fresh context (no cookies, no session) for each test."""
-    context = browser.new_context(
-        base_url=live_server.url, viewport=VIEWPORT, accept_downloads=True
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def page_errors(page: Page) -> list[str]:
-    """Uncaught JavaScript errors of the page, for tests to assert on."""
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
+def browser_viewport() -> dict[str, int]:
+    return VIEWPORT
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -503,7 +420,7 @@ def test_export_csv_of_the_filtered_list(page: Page, crm: Crm):
 
     reader = csv.reader(io.StringIO(text))
     header = next(reader)
-    assert header == API_COLUMNS == COLUMNS
+    assert header == CUSTOMER_KEYS == list(COLUMNS)
     assert len(header) == 17
     rows = [dict(zip(header, row, strict=True)) for row in reader]
     assert sorted(row["id"] for row in rows) == sorted(customer.pk for customer in drafts)

@@ -13,6 +13,7 @@ from openapi_spec_validator import OpenAPIV30SpecValidator
 from rest_framework.test import APIClient
 
 from customers.api.serializers import customer_as_dict, customer_as_dict_with_parent
+from customers.tests.contract import CUSTOMER_KEYS
 from customers.tests.factories import make_customer
 from customers.validation import EDITABLE_FIELDS
 
@@ -31,25 +32,6 @@ OPERATIONS = {
 }
 WRITES = [key for key in OPERATIONS if key[1] in ("post", "put", "patch", "delete")]
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-CUSTOMER_KEYS = [
-    "id",
-    "external_id",
-    "name",
-    "email",
-    "address_line1",
-    "address_line2",
-    "address_city",
-    "address_state",
-    "address_postal_code",
-    "address_country",
-    "parent_customer_id",
-    "metadata",
-    "environment_id",
-    "tenant_id",
-    "status",
-    "created_at",
-    "updated_at",
-]
 ENVELOPE_REF = "#/components/schemas/ErrorEnvelope"
 
 
