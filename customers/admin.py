@@ -34,7 +34,7 @@ from customers.models import ApiKey, Customer, CustomerStatus, Environment, Memb
 from customers.selectors import (
     DEFERRED_JOIN_OFFSET,
     CustomerFilterError,
-    customer_count,
+    count_matching,
     customer_filterset,
     customer_list,
     customers_in_scope,
@@ -69,6 +69,12 @@ def changelist_filters(request: HttpRequest, columns: list[str]) -> dict[str, li
     checkbox first when there are actions).
     """
     filters = {name: request.GET.getlist(name) for name in request.GET if name not in ADMIN_PARAMS}
+    if "environment" not in request.GET and "tenant" not in request.GET:
+        # By default the list shows the current environment (the switcher's), like the
+        # browsable API; `environment=` (empty) asks for every environment of one's tenants.
+        environment = current_environment(request)
+        if environment is not None:
+            filters["environment"] = [environment.pk]
     column_number = request.GET.get(ORDER_VAR, "").split(".")[0]
     if column_number.lstrip("-").isdigit() and "sort" not in filters:
         index = int(column_number.lstrip("-"))
@@ -124,13 +130,14 @@ class CustomerChangeList(ChangeList):
         self.has_active_filters = any(
             value for name, value in filters.items() if name not in ("sort", "order")
         )
+        self.environment_filter = (filters.get("environment") or [""])[0]
         self.clear_all_filters_qs = "?"
         if self.filter_errors:
             request.count_customers = lambda: 0
             return self.root_queryset.none()
         # The parent column shows the parent's name: one join, not a query per row.
         request.count_customers = functools.partial(
-            customer_count, scope=tenant_scope_for_user(request.user), filters=self.filterset.data
+            count_matching, self.filterset, scope=tenant_scope_for_user(request.user)
         )
         return self.filterset.qs.select_related("parent").defer(*PARENT_UNUSED_FIELDS)
 

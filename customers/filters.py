@@ -203,6 +203,14 @@ class CustomerFilterSet(django_filters.FilterSet):
         }
     )
 
+    def get_form_class(self):
+        # django-filter builds a new form class for every instance; the filters never vary,
+        # so build it once per FilterSet class (form instances still copy their fields).
+        cls = type(self)
+        if "_cached_form_class" not in cls.__dict__:
+            cls._cached_form_class = super().get_form_class()
+        return cls._cached_form_class
+
     def filter_has_parent(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(parent__isnull=value != "true")
 

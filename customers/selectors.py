@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db.models import QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.db.models.query import ModelIterable
 
 from customers.filters import CustomerFilterSet
 from customers.models import Customer, CustomerStatus, CustomerStatusCount
@@ -76,17 +77,45 @@ def customer_filterset(
     return CustomerFilterSet(data=filters, queryset=customers_in_scope(scope=scope))
 
 
-def customer_list(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> QuerySet[Customer]:
-    """The customers of ``scope`` matching ``filters`` (list parameters), in total order."""
+def valid_filterset(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> CustomerFilterSet:
     filterset = customer_filterset(scope=scope, filters=filters)
     if not filterset.is_valid():
         raise CustomerFilterError(filterset.error_details)
-    return filterset.qs
+    return filterset
+
+
+def customer_list(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> QuerySet[Customer]:
+    """The customers of ``scope`` matching ``filters`` (list parameters), in total order."""
+    return valid_filterset(scope=scope, filters=filters).qs
+
+
+# The columns a list row is read with (model attribute names), in the contract's order.
+ROW_COLUMNS = (
+    "id",
+    "external_id",
+    "name",
+    "email",
+    "address_line1",
+    "address_line2",
+    "address_city",
+    "address_state",
+    "address_postal_code",
+    "address_country",
+    "parent_id",
+    "metadata",
+    "environment_id",
+    "tenant_id",
+    "status",
+    "created_at",
+    "updated_at",
+)
+PARENT_ROW_COLUMNS = tuple(f"parent__{column}" for column in ROW_COLUMNS)
 
 
 @dataclass(frozen=True)
 class CustomerPage:
-    items: list[Customer]
+    # Tuples of ROW_COLUMNS (then PARENT_ROW_COLUMNS when the parent is expanded).
+    rows: list[tuple]
     total: int
     limit: int
     offset: int
@@ -104,9 +133,11 @@ def customer_count(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) ->
     the answer comes from the per-status counts that every write keeps; otherwise the
     filtered query is counted (the other filters are selective and index-backed).
     """
-    filterset = customer_filterset(scope=scope, filters=filters)
-    if not filterset.is_valid():
-        raise CustomerFilterError(filterset.error_details)
+    return count_matching(valid_filterset(scope=scope, filters=filters), scope=scope)
+
+
+def count_matching(filterset: CustomerFilterSet, *, scope: Scope | TenantScope) -> int:
+    """customer_count for a FilterSet already validated (one parse per request)."""
     active = {
         name: value
         for name, value in filterset.form.cleaned_data.items()
@@ -139,12 +170,16 @@ def status_counts_in_scope(*, scope: Scope | TenantScope) -> QuerySet[CustomerSt
 DEFERRED_JOIN_OFFSET = 1000
 
 
-def page_by_ids_first(queryset: QuerySet[Customer], *, offset: int, limit: int) -> list[Customer]:
+def page_by_ids_first(queryset: QuerySet, *, offset: int, limit: int) -> list:
+    """The page's ids from the index alone, then only those rows (same order, same kind)."""
     ids = list(queryset.values_list("id", flat=True)[offset : offset + limit])
     if not ids:
         return []
-    rows = queryset.order_by().filter(pk__in=ids).in_bulk()
-    return [rows[customer_id] for customer_id in ids]
+    if queryset._iterable_class is ModelIterable:
+        by_id = queryset.order_by().filter(pk__in=ids).in_bulk()
+    else:  # rows from values_list(), whose first column is the id
+        by_id = {row[0]: row for row in queryset.order_by().filter(pk__in=ids)}
+    return [by_id[customer_id] for customer_id in ids]
 
 
 def customer_page(
@@ -155,22 +190,22 @@ def customer_page(
     offset: int,
     expand_parent: bool = False,
 ) -> CustomerPage:
-    """One page of ``customer_list`` and the exact number of matching customers.
+    """One page of ``customer_list``, as rows, and the exact number of matching customers.
 
     The total costs no COUNT when the page itself shows where the list ends: a page that
     is neither empty nor full is the last one.
     """
-    queryset = customer_list(scope=scope, filters=filters)
-    if expand_parent:
-        queryset = queryset.select_related("parent")
+    filterset = valid_filterset(scope=scope, filters=filters)
+    columns = ROW_COLUMNS + PARENT_ROW_COLUMNS if expand_parent else ROW_COLUMNS
+    queryset = filterset.qs.values_list(*columns)
     if offset >= DEFERRED_JOIN_OFFSET:
-        items = page_by_ids_first(queryset, offset=offset, limit=limit)
+        rows = page_by_ids_first(queryset, offset=offset, limit=limit)
     else:
-        items = list(queryset[offset : offset + limit])
-    if items and len(items) < limit:
-        total = offset + len(items)
-    elif not items and offset == 0:
+        rows = list(queryset[offset : offset + limit])
+    if rows and len(rows) < limit:
+        total = offset + len(rows)
+    elif not rows and offset == 0:
         total = 0
     else:
-        total = customer_count(scope=scope, filters=filters)
-    return CustomerPage(items=items, total=total, limit=limit, offset=offset)
+        total = count_matching(filterset, scope=scope)
+    return CustomerPage(rows=rows, total=total, limit=limit, offset=offset)

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from customers.api.errors import ApiValidationError
 from customers.models import Customer, CustomerStatus
+from customers.selectors import ROW_COLUMNS
 from customers.validation import EDITABLE_FIELDS, SERVER_OWNED_FIELDS
 
 
@@ -14,55 +15,34 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def customer_as_dict(customer: Customer) -> dict[str, Any]:
-    """Plain dict building: a list of 1000 customers skips per-field serializer overhead."""
-    return {
-        "id": customer.id,
-        "external_id": customer.external_id,
-        "name": customer.name,
-        "email": customer.email,
-        "address_line1": customer.address_line1,
-        "address_line2": customer.address_line2,
-        "address_city": customer.address_city,
-        "address_state": customer.address_state,
-        "address_postal_code": customer.address_postal_code,
-        "address_country": customer.address_country,
-        "parent_customer_id": customer.parent_id,
-        "metadata": customer.metadata,
-        "environment_id": customer.environment_id,
-        "tenant_id": customer.tenant_id,
-        "status": customer.status,
-        "created_at": rfc3339(customer.created_at),
-        "updated_at": rfc3339(customer.updated_at),
-    }
-
-
-# The contract's customer keys, in order (what customer_as_dict returns).
-CUSTOMER_FIELDS = (
-    "id",
-    "external_id",
-    "name",
-    "email",
-    "address_line1",
-    "address_line2",
-    "address_city",
-    "address_state",
-    "address_postal_code",
-    "address_country",
-    "parent_customer_id",
-    "metadata",
-    "environment_id",
-    "tenant_id",
-    "status",
-    "created_at",
-    "updated_at",
+# The contract's customer keys, in order: ROW_COLUMNS with the parent named as the API does.
+CUSTOMER_FIELDS = tuple(
+    "parent_customer_id" if column == "parent_id" else column for column in ROW_COLUMNS
 )
 
 
-def customer_as_dict_with_parent(customer: Customer) -> dict[str, Any]:
-    data = customer_as_dict(customer)
-    data["parent_customer"] = customer_as_dict(customer.parent) if customer.parent_id else None
+def row_as_dict(row: tuple) -> dict[str, Any]:
+    """A customer row (values in ROW_COLUMNS order) as the API's object.
+
+    Lists read rows with ``values_list`` and build plain dicts: 1000 customers cost no
+    model instances and no per-field serializer machinery.
+    """
+    data = dict(zip(CUSTOMER_FIELDS, row, strict=True))
+    data["created_at"] = rfc3339(data["created_at"])
+    data["updated_at"] = rfc3339(data["updated_at"])
     return data
+
+
+def row_with_parent_as_dict(row: tuple) -> dict[str, Any]:
+    """A row of ROW_COLUMNS + PARENT_ROW_COLUMNS: the customer with `parent_customer`."""
+    width = len(ROW_COLUMNS)
+    data = row_as_dict(row[:width])
+    data["parent_customer"] = row_as_dict(row[width:]) if row[width] is not None else None
+    return data
+
+
+def customer_as_dict(customer: Customer) -> dict[str, Any]:
+    return row_as_dict(tuple(getattr(customer, column) for column in ROW_COLUMNS))
 
 
 class CustomerSerializer(serializers.Serializer):
@@ -86,10 +66,12 @@ class CustomerSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 
-    def to_representation(self, instance: Customer) -> dict[str, Any]:
+    def to_representation(self, instance: Customer | tuple) -> dict[str, Any]:
+        if isinstance(instance, Customer):
+            return customer_as_dict(instance)
         if self.context.get("expand_parent"):
-            return customer_as_dict_with_parent(instance)
-        return customer_as_dict(instance)
+            return row_with_parent_as_dict(instance)
+        return row_as_dict(instance)
 
 
 # Keys a client may send back as it read them; they are ignored, never written.

@@ -67,7 +67,7 @@ class CustomerViewSet(viewsets.GenericViewSet):
         except CustomerFilterError as invalid:
             raise ApiValidationError(invalid.errors) from None
         serializer = CustomerSerializer(
-            page.items, many=True, context={"expand_parent": expand_parent}
+            page.rows, many=True, context={"expand_parent": expand_parent}
         )
         return paginated_response(page, serializer.data)
 

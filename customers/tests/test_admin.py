@@ -38,10 +38,21 @@ def test_staff_see_only_their_tenants_customers(operator_client, scope_a, scope_
     make_customer(scope_a.environment, name="Tenant A production")
     make_customer(scope_a_sandbox.environment, name="Tenant A sandbox")
     make_customer(scope_b.environment, name="Tenant B customer")
-    html = operator_client.get(CHANGELIST).content.decode()
+    html = operator_client.get(f"{CHANGELIST}?environment=").content.decode()
     assert "Tenant A production" in html
     assert "Tenant A sandbox" in html
     assert "Tenant B customer" not in html
+
+
+def test_the_list_shows_the_current_environment_by_default(
+    operator_client, scope_a, scope_a_sandbox
+):
+    in_a = make_customer(scope_a.environment)
+    in_sandbox = make_customer(scope_a_sandbox.environment)
+    assert listed_ids(operator_client) == [in_a.pk]
+    operator_client.post("/environment/switch", {"environment_id": "env_a_sandbox"})
+    assert listed_ids(operator_client) == [in_sandbox.pk]
+    assert set(listed_ids(operator_client, "?environment=")) == {in_a.pk, in_sandbox.pk}
 
 
 def test_staff_cannot_open_another_tenants_customer(operator_client, scope_b):
@@ -56,7 +67,7 @@ def test_superuser_sees_every_tenant(scope_a, scope_b):
     make_customer(scope_b.environment, name="Tenant B customer")
     client = Client()
     client.force_login(get_user_model().objects.create_superuser("root", "r@example.com", "pw"))
-    html = client.get(CHANGELIST).content.decode()
+    html = client.get(f"{CHANGELIST}?environment=").content.decode()
     assert "Tenant A production" in html
     assert "Tenant B customer" in html
 
