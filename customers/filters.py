@@ -5,12 +5,14 @@ it is given and applies the total ordering (`sort`, then `id` in the same direct
 scope is never a parameter: callers hand in a queryset already confined to it.
 """
 
+import copy
 from datetime import UTC, datetime, time, timedelta
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import F, OrderBy, QuerySet
+from django.http import QueryDict
 
 from customers.models import Customer, CustomerStatus
 
@@ -202,6 +204,25 @@ class CustomerFilterSet(django_filters.FilterSet):
             "order",
         }
     )
+
+    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
+        # django-filter's BaseFilterSet.__init__ (26.2), but with shallow copies of the
+        # filters: its deep copy of all sixteen costs about a millisecond per request, and
+        # a request changes nothing in a filter but `model`, `parent` and the binding of a
+        # `method`, all set on the copy.
+        if queryset is None:
+            queryset = self._meta.model._default_manager.all()
+        self.is_bound = data is not None
+        self.data = data or QueryDict()
+        self.queryset = queryset
+        self.request = request
+        self.form_prefix = prefix
+        self.filters = {name: copy.copy(each) for name, each in self.base_filters.items()}
+        for each in self.filters.values():
+            each.model = queryset.model
+            each.parent = self
+            if each.method is not None:
+                each.method = each.method  # rebinds its FilterMethod to the copy
 
     def get_form_class(self):
         # django-filter builds a new form class for every instance; the filters never vary,
