@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
 
 from customers.filters import CustomerFilterSet
@@ -151,7 +150,7 @@ def count_matching(filterset: CustomerFilterSet, *, scope: Scope | TenantScope) 
             counts = counts.filter(tenant_id=active["tenant"])
         if "environment" in active:
             counts = counts.filter(environment_id=active["environment"])
-        return counts.aggregate(total=Coalesce(Sum("count"), 0))["total"]
+        return sum(counts.values_list("count", flat=True))  # one row per environment and status
     return filterset.qs.order_by().count()
 
 
