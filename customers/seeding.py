@@ -38,7 +38,7 @@ from customers.demo import (
 )
 from customers.ids import CROCKFORD_BASE32, CUSTOMER_ID_PREFIX
 from customers.importer import CustomerRow, write_rows
-from customers.models import Customer, CustomerStatus, search_key_for, sort_keys_for
+from customers.models import Customer, CustomerStatus, derived_keys_for
 from customers.scope import Scope
 from customers.services import environment_ensure
 
@@ -130,21 +130,6 @@ START_MS = int(START.timestamp()) * 1000
 SPAN_US = SPAN // timedelta(microseconds=1)
 UPDATE_SPAN_US = UPDATE_SPAN // timedelta(microseconds=1)
 
-# The derived keys come from the model's own rules (sort_keys_for, search_key_for); this is
-# the order CustomerRow.derived_keys lists them in when the model names them as expected.
-KNOWN_DERIVED_KEY_FIELDS = ("name_key", "email_key", "search_key")
-
-
-def derived_keys_for(*, name: str, email: str | None, external_id: str) -> tuple:
-    """Customer.DERIVED_KEY_FIELDS' values, as ``Customer.refresh_derived_keys`` sets them."""
-    name_key, email_key = sort_keys_for(name=name, email=email)
-    search_key = search_key_for(name=name, email=email, external_id=external_id)
-    if Customer.DERIVED_KEY_FIELDS == KNOWN_DERIVED_KEY_FIELDS:
-        return name_key, email_key, search_key
-    scratch = Customer(name=name, email=email, external_id=external_id)  # the model changed
-    scratch.refresh_derived_keys()
-    return tuple(getattr(scratch, field) for field in Customer.DERIVED_KEY_FIELDS)
-
 
 def seed_customer_rows(*, scope: Scope, count: int, seed: int) -> Iterator[CustomerRow]:
     """``count`` customers of ``scope``, the same ones for the same arguments.
@@ -175,7 +160,6 @@ def seed_customer_rows(*, scope: Scope, count: int, seed: int) -> Iterator[Custo
         CustomerStatus.ARCHIVED.value,
     )
     start_ms = START_MS
-    fast_keys = Customer.DERIVED_KEY_FIELDS == KNOWN_DERIVED_KEY_FIELDS
     # Companies without a parent, the possible parents: their ids' 26 characters, packed,
     # and their company number (so that a branch carries its parent's name).
     root_ids = bytearray()
@@ -250,13 +234,6 @@ def seed_customer_rows(*, scope: Scope, count: int, seed: int) -> Iterator[Custo
         chance = rand()
         address_line2 = suites[int(chance * suite_scale)] if chance < SUITE_RATE else ""
 
-        if fast_keys:
-            keys = (
-                *sort_keys_for(name=name, email=email),
-                search_key_for(name=name, email=email, external_id=external_id),
-            )
-        else:
-            keys = derived_keys_for(name=name, email=email, external_id=external_id)
         yield CustomerRow(
             number,
             customer_id,
@@ -274,7 +251,7 @@ def seed_customer_rows(*, scope: Scope, count: int, seed: int) -> Iterator[Custo
             status,
             created_at,
             updated_at,
-            keys,
+            derived_keys_for(name=name, email=email, external_id=external_id),
         )
 
 

@@ -33,7 +33,10 @@ class ProgressBar:
         filled = int(BAR_WIDTH * fraction)
         elapsed = now - self.started
         rate = done / elapsed if elapsed > 0 else 0.0
-        left = f", {(total - done) / rate:.0f}s left" if rate and done < total else ""
+        if done < total:
+            left = f", {(total - done) / rate:.0f}s left" if rate else ""
+        else:
+            left = ", committing"  # the deferred foreign keys are checked at commit
         line = (
             f"\r[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {fraction:4.0%}"
             f" {done:,}/{total:,} rows, {rate:,.0f} rows/s{left}\x1b[K"
