@@ -502,6 +502,15 @@ class TestExport:
         assert row["address_city"] == "'+1"
         assert row["address_state"] == "'@x"
 
+    def test_rows_stream_in_chunks_and_none_is_lost(self, operator_client, scope_a, monkeypatch):
+        monkeypatch.setattr("customers.exports.CHUNK_SIZE", 3)
+        created = {make_customer(scope_a.environment).pk for _ in range(10)}
+        response = operator_client.get(f"{CHANGELIST}export.csv")
+        chunks = list(response.streaming_content)
+        assert len(chunks) == 4  # header + 10 rows, three rows a chunk
+        rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+        assert {row["id"] for row in rows} == created
+
     def test_invalid_filters_do_not_export(self, operator_client, scope_a):
         make_customer(scope_a.environment)
         response = operator_client.get(f"{CHANGELIST}export.csv?status=bogus")
