@@ -110,7 +110,9 @@ class CustomerPaginator(Paginator):
             top = self.count
         if bottom < DEFERRED_JOIN_OFFSET:
             return self._get_page(self.object_list[bottom:top], number, self)
-        items = page_by_ids_first(self.object_list, offset=bottom, limit=top - bottom)
+        items = page_by_ids_first(
+            self.object_list, offset=bottom, limit=top - bottom, total=self.count
+        )
         return self._get_page(items, number, self)
 
 

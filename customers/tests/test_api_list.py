@@ -489,14 +489,16 @@ class TestDeepPages:
                 parent=parent if number % 2 else None,
                 created_at=at("2024-01-01T00:00:00"),
             )
-        query = f"/v1/customers?sort={sort}&order=asc&limit=4&offset=5{expand}"
-        shallow = api.get(query).json()
-        monkeypatch.setattr("customers.selectors.DEFERRED_JOIN_OFFSET", 1)
-        with CaptureQueriesContext(connection) as captured:
-            deep = api.get(query).json()
-        assert deep == shallow
-        assert len(deep["items"]) == 4
-        assert any("IN (" in q["sql"] for q in captured)
+        for offset in (2, 5, 9, 11):  # before and past the middle of 13 customers
+            query = f"/v1/customers?sort={sort}&order=asc&limit=4&offset={offset}{expand}"
+            monkeypatch.setattr("customers.selectors.DEFERRED_JOIN_OFFSET", 10**9)
+            shallow = api.get(query).json()
+            monkeypatch.setattr("customers.selectors.DEFERRED_JOIN_OFFSET", 1)
+            with CaptureQueriesContext(connection) as captured:
+                deep = api.get(query).json()
+            assert deep == shallow
+            assert len(deep["items"]) == min(4, 13 - offset)
+            assert any("IN (" in q["sql"] for q in captured)
 
     def test_past_the_end(self, api, three, monkeypatch):
         monkeypatch.setattr("customers.selectors.DEFERRED_JOIN_OFFSET", 1)
