@@ -8,6 +8,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
+from customers.management.progress import TerminalLine
 from customers.seeding import SeedError, seed_customers
 from customers.services import ServiceError
 
@@ -15,14 +16,13 @@ BAR_WIDTH = 30
 REDRAW_EVERY_SECONDS = 0.1
 
 
-class ProgressBar:
+class ProgressBar(TerminalLine):
     """``[#####-----] 45% 450,000/1,000,000 rows, 52,000 rows/s, 10s left``, redrawn in place."""
 
     def __init__(self, *, output: OutputWrapper):
-        self.output = output
+        super().__init__(output=output)
         self.started = time.perf_counter()
         self.drawn_at = 0.0
-        self.drawn = False
 
     def __call__(self, done: int, total: int) -> None:
         now = time.perf_counter()
@@ -37,18 +37,10 @@ class ProgressBar:
             left = f", {(total - done) / rate:.0f}s left" if rate else ""
         else:
             left = ", committing"  # the deferred foreign keys are checked at commit
-        line = (
-            f"\r[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {fraction:4.0%}"
-            f" {done:,}/{total:,} rows, {rate:,.0f} rows/s{left}\x1b[K"
+        self.draw(
+            f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {fraction:4.0%}"
+            f" {done:,}/{total:,} rows, {rate:,.0f} rows/s{left}"
         )
-        # Plain text: stderr's default style is the error colour.
-        self.output.write(line, style_func=lambda text: text, ending="")
-        self.output.flush()
-        self.drawn = True
-
-    def finish(self) -> None:
-        if self.drawn:
-            self.output.write("", style_func=lambda text: text)  # end the line
 
 
 class Command(BaseCommand):
