@@ -47,6 +47,17 @@ def current_environment(request: HttpRequest) -> Environment | None:
     return environment
 
 
+def environments_of_request(request: HttpRequest) -> list[Environment]:
+    """environments_for_user as a list, read once per request (the switcher and the admin's
+    environment filter both show it)."""
+    request = getattr(request, "_request", request)
+    cached = getattr(request, "_crm_environments", None)
+    if cached is None:
+        cached = list(environments_for_user(request.user))
+        request._crm_environments = cached
+    return cached
+
+
 def current_scope(request: HttpRequest) -> Scope | None:
     environment = current_environment(request)
     return environment.scope if environment else None

@@ -27,7 +27,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from customers.access import current_environment, environments_for_user, tenant_scope_for_user
+from customers.access import current_environment, environments_of_request, tenant_scope_for_user
 from customers.exports import customers_csv_response
 from customers.filters import SORT_COLUMNS, CustomerFilterSet
 from customers.forms import CustomerAdminForm
@@ -290,7 +290,7 @@ class CustomerAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "export_query": request.GET.urlencode(),
-            "filter_environments": list(environments_for_user(request.user)),
+            "filter_environments": environments_of_request(request),
             "status_choices": CustomerStatus.choices,
         }
         return super().changelist_view(request, extra_context)

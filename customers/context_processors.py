@@ -2,7 +2,7 @@
 
 from django.utils.functional import SimpleLazyObject
 
-from customers.access import current_environment, environments_for_user, is_operator
+from customers.access import current_environment, environments_of_request, is_operator
 
 
 def environment_switcher(request):
@@ -12,7 +12,7 @@ def environment_switcher(request):
     def build():
         return {
             "current": current_environment(request),
-            "choices": list(environments_for_user(request.user)),
+            "choices": environments_of_request(request),
         }
 
     # Lazy: pages that never show the switcher (logins, JSON) run no query for it.
