@@ -7,7 +7,13 @@ import logging
 from contextlib import contextmanager
 from http import HTTPStatus
 
-from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+)
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
@@ -82,6 +88,16 @@ def api_exception_handler(exc, context):
         return Response(error_body(404, "not found"), status=404)
     if isinstance(exc, PermissionDenied):
         return Response(error_body(403, "permission denied"), status=403)
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        details = {"body": [f"must be at most {limit} bytes"]}
+        return Response(error_body(400, f"body must be at most {limit} bytes", details), status=400)
+    if isinstance(exc, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        details = {"query": [f"must have at most {limit} parameters"]}
+        return Response(
+            error_body(400, f"query must have at most {limit} parameters", details), status=400
+        )
     if isinstance(exc, SuspiciousOperation):
         return Response(error_body(400, "the request could not be read"), status=400)
     if isinstance(exc, exceptions.APIException):

@@ -347,3 +347,13 @@ def test_updated_at_is_recent(api, scope_a):
     response = post(api, NEW)
     customer = Customer.objects.get(pk=response.json()["id"])
     assert timezone.now() - customer.updated_at < timedelta(seconds=30)
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = {"external_id": "big", "name": "Big", "metadata": {"k": "v" * 400, "l": "w" * 400}}
+    response = api.post("/v1/customers", {**body, "address_line1": "x" * 300}, format="json")
+    assert_error(response, 400, "validation_error", "body")
+    assert not Customer.objects.exists()
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    assert api.post("/v1/customers", body, format="json").status_code == 201
