@@ -95,11 +95,19 @@ class CustomerPaginator(Paginator):
     def __init__(self, object_list, per_page, *, count_customers=None, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
         self.count_customers = count_customers
+        # The first page, read along with the count (see count); None until then.
+        self.head: list | None = None
 
     @cached_property
     def count(self) -> int:
+        """The first page plus one row first: a list that ends on it needs no count at all
+        (a search for a rare word skips a second trigram scan), and page 1 reuses the rows."""
         if self.count_customers is None:
             return super().count
+        head = list(self.object_list[: self.per_page + 1])
+        self.head = head[: self.per_page]
+        if len(head) <= self.per_page:
+            return len(head)
         return self.count_customers()
 
     def page(self, number):
@@ -109,6 +117,8 @@ class CustomerPaginator(Paginator):
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
+        if number == 1 and self.head is not None and not self.orphans:
+            return self._get_page(self.head, number, self)
         if bottom < DEFERRED_JOIN_OFFSET:
             return self._get_page(self.object_list[bottom:top], number, self)
         items = page_by_ids_first(
@@ -119,6 +129,12 @@ class CustomerPaginator(Paginator):
 
 class CustomerChangeList(ChangeList):
     """Django's change list, with filtering, search and ordering done by CustomerFilterSet."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        if not self.multi_page and self.paginator.head is not None:
+            # A one-page list: show the rows the paginator already read, not a fresh query.
+            self.result_list = self.paginator.head
 
     def get_queryset(self, request, exclude_parameters=None):
         filters = changelist_filters(request, list(self.list_display))

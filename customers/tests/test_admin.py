@@ -527,3 +527,26 @@ def test_a_deep_page_reads_ids_first_and_shows_the_same_rows(operator_client, sc
     assert deep == shallow
     assert len(deep) == 10
     assert any("IN (" in q["sql"] for q in captured)
+
+
+def test_a_one_page_search_needs_no_count_and_reads_its_rows_once(operator_client, scope_a):
+    wanted = make_customer(scope_a.environment, name="Rare Name Zyxw")
+    for _ in range(5):
+        make_customer(scope_a.environment)
+    operator_client.get(CHANGELIST)
+    with CaptureQueriesContext(connection) as captured:
+        assert listed_ids(operator_client, "?q=zyxw") == [wanted.pk]
+    customer_reads = [q["sql"] for q in captured if 'FROM "customers_customer"' in q["sql"]]
+    assert len(customer_reads) == 1, customer_reads
+    assert not any("COUNT(" in sql for sql in customer_reads)
+
+
+def test_a_full_first_page_is_read_once_and_counted(operator_client, scope_a):
+    for _ in range(55):
+        make_customer(scope_a.environment, name="Common Name")
+    with CaptureQueriesContext(connection) as captured:
+        html = operator_client.get(f"{CHANGELIST}?q=common").content.decode()
+    assert "55 customers" in html
+    assert len(ROW_ID.findall(html)) == 50
+    customer_reads = [q["sql"] for q in captured if 'FROM "customers_customer"' in q["sql"]]
+    assert len(customer_reads) == 2  # the first page (plus one row), the count
