@@ -90,7 +90,7 @@ class SaveRefusedError(Exception):
 
 
 class CustomerPaginator(Paginator):
-    """Takes its total from the customer_count selector, like the API (no COUNT of a scope)."""
+    """Takes its total from the count_matching selector, like the API (no COUNT of a scope)."""
 
     def __init__(self, object_list, per_page, *, count_customers=None, **kwargs):
         super().__init__(object_list, per_page, **kwargs)

@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 
 from customers.models import Customer, CustomerStatus
 from customers.scope import Scope
-from customers.services import live_external_id_taken, parent_problem
+from customers.selectors import live_external_id_taken
+from customers.services import parent_problem
 from customers.validation import (
     MAX_METADATA_KEYS,
     CustomerValidationError,

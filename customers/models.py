@@ -273,7 +273,7 @@ class CustomerStatusCount(models.Model):
     """How many customers a scope has per status, kept in the same transaction as each write.
 
     The list's exact `total` reads these rows instead of counting hundreds of thousands of
-    customers when no other filter narrows the list (see selectors.customer_count).
+    customers when no other filter narrows the list (see selectors.count_matching).
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)

@@ -55,14 +55,25 @@ def customer_get(*, scope: Scope, customer_id: str, for_update: bool = False) ->
     return customer
 
 
-def customer_get_by_external_id(*, scope: Scope, external_id: str) -> Customer:
-    """The non-archived customer of ``scope`` with that external id."""
-    customer = (
+def live_customers_with_external_id(*, scope: Scope, external_id: str) -> QuerySet[Customer]:
+    """The non-archived customers of ``scope`` with that external id (at most one)."""
+    return (
         customers_in_scope(scope=scope)
         .filter(external_id=external_id)
         .exclude(status=CustomerStatus.ARCHIVED)
-        .first()
     )
+
+
+def live_external_id_taken(*, scope: Scope, external_id: str, exclude_id: str | None) -> bool:
+    queryset = live_customers_with_external_id(scope=scope, external_id=external_id)
+    if exclude_id is not None:
+        queryset = queryset.exclude(pk=exclude_id)
+    return queryset.exists()
+
+
+def customer_get_by_external_id(*, scope: Scope, external_id: str) -> Customer:
+    """The non-archived customer of ``scope`` with that external id."""
+    customer = live_customers_with_external_id(scope=scope, external_id=external_id).first()
     if customer is None:
         raise CustomerNotFoundError(
             f"no customer with external_id {external_id!r} in this environment"
@@ -126,18 +137,14 @@ COUNTABLE_FILTERS = frozenset({"status", "tenant", "environment"})
 NON_NARROWING_FILTERS = frozenset({"sort", "order"})
 
 
-def customer_count(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> int:
-    """The exact number of customers ``customer_list`` gives for the same arguments.
+def count_matching(filterset: CustomerFilterSet, *, scope: Scope | TenantScope) -> int:
+    """The exact number of customers a validated FilterSet over ``scope`` matches.
 
+    Takes the FilterSet the page was read with, so a request parses its parameters once.
     When nothing but status (and, in the admin, tenant or environment) narrows the list,
     the answer comes from the per-status counts that every write keeps; otherwise the
     filtered query is counted (the other filters are selective and index-backed).
     """
-    return count_matching(valid_filterset(scope=scope, filters=filters), scope=scope)
-
-
-def count_matching(filterset: CustomerFilterSet, *, scope: Scope | TenantScope) -> int:
-    """customer_count for a FilterSet already validated (one parse per request)."""
     active = {
         name: value
         for name, value in filterset.form.cleaned_data.items()

@@ -25,7 +25,7 @@ from customers.models import (
     hash_api_key,
 )
 from customers.scope import Scope
-from customers.selectors import customer_get, customers_in_scope
+from customers.selectors import customer_get, customers_in_scope, live_external_id_taken
 from customers.validation import EDITABLE_FIELDS, CustomerValidationError, clean_customer_fields
 
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -174,7 +174,10 @@ def parent_problem(*, scope: Scope, customer_id: str | None, parent_id: str) -> 
             return "must not be one of the customer's descendants"
         seen.add(ancestor_id)
         ancestor_id = (
-            Customer.objects.filter(pk=ancestor_id).values_list("parent_id", flat=True).first()
+            customers_in_scope(scope=scope)
+            .filter(pk=ancestor_id)
+            .values_list("parent_id", flat=True)
+            .first()
         )
     return None
 
@@ -188,17 +191,6 @@ def lock_hierarchy(*, scope: Scope) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"hierarchy:{scope}"])
-
-
-def live_external_id_taken(*, scope: Scope, external_id: str, exclude_id: str | None) -> bool:
-    queryset = (
-        customers_in_scope(scope=scope)
-        .filter(external_id=external_id)
-        .exclude(status=CustomerStatus.ARCHIVED)
-    )
-    if exclude_id is not None:
-        queryset = queryset.exclude(pk=exclude_id)
-    return queryset.exists()
 
 
 def conflict_for(external_id: str) -> CustomerConflictError:
