@@ -35,7 +35,7 @@ from customers.models import ApiKey, Customer, CustomerStatus, Environment, Memb
 from customers.selectors import (
     DEFERRED_JOIN_OFFSET,
     CustomerFilterError,
-    count_matching,
+    count_matching_for_display,
     customer_filterset,
     customer_list,
     customers_in_scope,
@@ -94,7 +94,9 @@ class CustomerPaginator(Paginator):
 
     def __init__(self, object_list, per_page, *, count_customers=None, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
+        # Returns (count, capped): see selectors.count_matching_for_display.
         self.count_customers = count_customers
+        self.count_is_capped = False
         # The first page, read along with the count (see count); None until then.
         self.head: list | None = None
 
@@ -108,7 +110,8 @@ class CustomerPaginator(Paginator):
         self.head = head[: self.per_page]
         if len(head) <= self.per_page:
             return len(head)
-        return self.count_customers()
+        count, self.count_is_capped = self.count_customers()
+        return count
 
     def page(self, number):
         """Like Paginator.page, but a deep page reads its ids first, as the API does."""
@@ -132,6 +135,8 @@ class CustomerChangeList(ChangeList):
 
     def get_results(self, request):
         super().get_results(request)
+        # A search with more matches than it counts shows "1000+" (see the templates).
+        self.result_count_is_capped = self.paginator.count_is_capped
         if not self.multi_page and self.paginator.head is not None:
             # A one-page list: show the rows the paginator already read, not a fresh query.
             self.result_list = self.paginator.head
@@ -152,11 +157,11 @@ class CustomerChangeList(ChangeList):
         self.environment_filter = (filters.get("environment") or [""])[0]
         self.clear_all_filters_qs = "?"
         if self.filter_errors:
-            request.count_customers = lambda: 0
+            request.count_customers = lambda: (0, False)
             return self.root_queryset.none()
         # The parent column shows the parent's name: one join, not a query per row.
         request.count_customers = functools.partial(
-            count_matching, self.filterset, scope=tenant_scope_for_user(request.user)
+            count_matching_for_display, self.filterset, scope=tenant_scope_for_user(request.user)
         )
         return self.filterset.qs.select_related("parent").defer(*PARENT_UNUSED_FIELDS)
 

@@ -5,11 +5,14 @@ import io
 import re
 
 import pytest
+from django.contrib.admin.templatetags.admin_list import items_for_result
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from customers.admin import CustomerAdmin
+from customers.admin_rows import row_renderer
 from customers.models import Customer
 from customers.services import staff_user_upsert
 from customers.tests.contract import CUSTOMER_KEYS
@@ -550,3 +553,43 @@ def test_a_full_first_page_is_read_once_and_counted(operator_client, scope_a):
     assert len(ROW_ID.findall(html)) == 50
     customer_reads = [q["sql"] for q in captured if 'FROM "customers_customer"' in q["sql"]]
     assert len(customer_reads) == 2  # the first page (plus one row), the count
+
+
+def test_a_search_counts_its_matches_up_to_a_limit(operator_client, scope_a, monkeypatch):
+    monkeypatch.setattr("customers.selectors.SEARCH_COUNT_LIMIT", 5)
+    monkeypatch.setattr(CustomerAdmin, "list_per_page", 2)
+    for _ in range(7):
+        make_customer(scope_a.environment, name="Common Name")
+    make_customer(scope_a.environment, name="Other")
+    html = operator_client.get(f"{CHANGELIST}?q=common").content.decode()
+    assert '<span id="result-count" class="capped-count">5+ customers</span>' in html
+    assert "5+ results" in html
+    assert 'href="?p=3&amp;q=common"' in html  # pages within the counted matches
+    assert 'href="?p=4' not in html
+    # Without a search the total stays exact (the per-status counts).
+    html = operator_client.get(CHANGELIST).content.decode()
+    assert '<span id="result-count">8 customers</span>' in html
+    # A search with no more matches than the limit shows its exact count.
+    monkeypatch.setattr("customers.selectors.SEARCH_COUNT_LIMIT", 7)
+    html = operator_client.get(f"{CHANGELIST}?q=common").content.decode()
+    assert '<span id="result-count">7 customers</span>' in html
+
+
+@pytest.mark.parametrize(
+    "query", ["", "?q=name", "?status=published&o=-2", "?_popup=1&_to_field=id", "?environment="]
+)
+def test_list_rows_are_the_markup_django_writes(operator_client, scope_a, query):
+    """The lean row writer (customers.admin_rows) against Django's items_for_result."""
+    parent = make_customer(scope_a.environment, name="Parent <b>&</b> Name")
+    make_customer(scope_a.environment, name="Child name", parent=parent, email=None)
+    make_customer(scope_a.environment, name="Archived name", status="archived", external_id=" ")
+    make_customer(scope_a.environment, name="  ", email="x@example.com")
+    response = operator_client.get(f"{CHANGELIST}{query}")
+    assert response.status_code == 200
+    cl = response.context["cl"]
+    assert len(cl.result_list) >= 3
+    render = row_renderer(cl)
+    for customer in cl.result_list:
+        expected = "".join(items_for_result(cl, customer, None))
+        assert render(customer) == expected
+        assert render(customer) in response.content.decode()
