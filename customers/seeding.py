@@ -3,7 +3,7 @@
 ``seed_customer_rows`` is pure: the same scope, count and seed give the same rows, ids
 included, and ids depend on all three, so seeding another scope (or with another seed)
 never collides. It yields ``customers.importer.CustomerRow`` tuples, which
-``seed_customers`` writes through the importer's writer (COPY on PostgreSQL) in batches,
+``seed_customers`` streams through the importer's writer (one COPY on PostgreSQL)
 in one transaction that also keeps the per-status counts.
 
 Made for millions of rows: every value that repeats (names, streets, metadata objects,
@@ -17,11 +17,9 @@ import random
 import time
 import unicodedata
 from array import array
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 
 from django.db import IntegrityError, connection, transaction
 
@@ -257,8 +255,6 @@ def seed_customer_rows(*, scope: Scope, count: int, seed: int) -> Iterator[Custo
 
 # -- Writing ---------------------------------------------------------------------------------
 
-BATCH_SIZE = 25_000  # rows per write_rows call: memory stays flat, COPY overhead negligible
-
 
 @dataclass(frozen=True, slots=True)
 class SeedResult:
@@ -285,12 +281,6 @@ class SeedError(Exception):
 SeedProgress = Callable[[int, int], None]
 
 
-def batches(rows: Iterable[CustomerRow], size: int) -> Iterator[list[CustomerRow]]:
-    iterator = iter(rows)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def seed_customers(
     *,
     tenant_id: str,
@@ -298,37 +288,38 @@ def seed_customers(
     count: int,
     seed: int,
     on_progress: SeedProgress | None = None,
-    batch_size: int = BATCH_SIZE,
     analyze: bool = True,
 ) -> SeedResult:
     """Write ``count`` seeded customers into the scope (created if missing), all or none.
 
-    The importer's writer inserts each batch and adds its statuses to the per-status counts
-    in the same transaction. Seeding the same seed into the same scope twice is refused by
-    the ids' primary key.
+    The rows are generated as the importer's writer consumes them (one COPY on PostgreSQL:
+    the database indexes rows while Python generates the next ones, and memory stays flat),
+    and their statuses go into the per-status counts in the same transaction. Seeding the
+    same seed into the same scope twice is refused by the ids' primary key.
     """
     environment = environment_ensure(tenant_id=tenant_id, environment_id=environment_id)
     scope = environment.scope
-    statuses: Counter[str] = Counter()
     with_parent = 0
-    written = 0
 
     def report(phase: str, done: int, total: int | None) -> None:
         if on_progress is not None and phase == "writing":
-            on_progress(written + done, count)
+            on_progress(done, count)
+
+    def counting_parents(rows: Iterable[CustomerRow]) -> Iterator[CustomerRow]:
+        nonlocal with_parent
+        for row in rows:
+            with_parent += row.parent_id is not None
+            yield row
 
     started = time.perf_counter()
-    if on_progress is not None:
-        on_progress(0, count)
     try:
         with transaction.atomic():
-            for batch in batches(
-                seed_customer_rows(scope=scope, count=count, seed=seed), batch_size
-            ):
-                write_rows(rows=batch, scope=scope, report=report)
-                written += len(batch)
-                statuses.update(row.status for row in batch)
-                with_parent += sum(1 for row in batch if row.parent_id is not None)
+            statuses = write_rows(
+                rows=counting_parents(seed_customer_rows(scope=scope, count=count, seed=seed)),
+                scope=scope,
+                report=report,
+                total=count,
+            )
     except IntegrityError as error:
         raise SeedError(
             f"could not write the customers of {scope} (seed {seed}); were they seeded"
