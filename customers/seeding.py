@@ -13,6 +13,9 @@ over the years), so a parent, always chosen among earlier company rows in O(1), 
 created before its child.
 """
 
+import csv
+import json
+import os
 import random
 import time
 import unicodedata
@@ -341,3 +344,61 @@ def seed_customers(
         seconds=seconds,
         analyze_seconds=analyze_seconds,
     )
+
+
+# -- As a CSV file -----------------------------------------------------------------------------
+
+# The API's field names, as the importer reads them (the scope comes from its flags).
+CSV_COLUMNS = (
+    "id",
+    "external_id",
+    "name",
+    "email",
+    "address_line1",
+    "address_line2",
+    "address_city",
+    "address_state",
+    "address_postal_code",
+    "address_country",
+    "parent_customer_id",
+    "metadata",
+    "status",
+    "created_at",
+    "updated_at",
+)
+
+
+def seed_csv_values(row: CustomerRow) -> tuple[str, ...]:
+    def timestamp(moment: datetime) -> str:
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    return (
+        row.id,
+        row.external_id,
+        row.name,
+        row.email or "",
+        row.address_line1,
+        row.address_line2,
+        row.address_city,
+        row.address_state,
+        row.address_postal_code,
+        row.address_country,
+        row.parent_id or "",
+        json.dumps(row.metadata, ensure_ascii=False) if row.metadata else "",
+        row.status,
+        timestamp(row.created_at),
+        timestamp(row.updated_at),
+    )
+
+
+def write_seed_csv(*, path: str | os.PathLike[str], scope: Scope, count: int, seed: int) -> int:
+    """Write the rows ``seed_customers`` would insert as a CSV file that ``import_customers``
+    reads (into the same scope); the database is not touched. Returns the number of rows."""
+    written = 0
+    with open(path, "w", newline="", encoding="utf-8") as csv_file:
+        writer = csv.writer(csv_file, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in seed_customer_rows(scope=scope, count=count, seed=seed):
+            writer.writerow(seed_csv_values(row))
+            written += 1
+    return written

@@ -11,10 +11,12 @@ from django.db import connection
 from django.db.models import F
 
 from customers.ids import CROCKFORD_BASE32
+from customers.importer import import_customers_csv
 from customers.management.commands.seed_customers import ProgressBar
 from customers.models import Customer, CustomerStatus, CustomerStatusCount
 from customers.scope import Scope
 from customers.seeding import seed_customer_rows
+from customers.services import environment_ensure
 from customers.tests.test_status_counts import assert_counts_match_the_customers
 from customers.validation import clean_customer_fields
 
@@ -249,3 +251,41 @@ def test_the_progress_bar_redraws_one_line():
     assert text.startswith("\r[")
     assert "100% 1,000/1,000 rows" in text
     assert text.endswith("\n")
+
+
+@pytest.mark.django_db
+def test_the_csv_holds_the_same_customers_and_imports_as_seeding_would(tmp_path):
+    path = tmp_path / "seeded.csv"
+    stdout = io.StringIO()
+    call_command(
+        "seed_customers",
+        count=300,
+        tenant="tenant_csv",
+        environment="env_csv",
+        seed=4,
+        csv=path,
+        stdout=stdout,
+    )
+    assert "Wrote 300 customers for tenant_csv/env_csv (seed 4)" in stdout.getvalue()
+    assert not Customer.objects.exists()  # a file only: nothing inserted, no scope created
+
+    environment_ensure(tenant_id="tenant_csv", environment_id="env_csv")
+    result = import_customers_csv(path=path, tenant_id="tenant_csv", environment_id="env_csv")
+    assert result.imported == 300
+    scope = Scope(tenant_id="tenant_csv", environment_id="env_csv")
+    expected = list(seed_customer_rows(scope=scope, count=300, seed=4))
+    stored = {customer.id: customer for customer in Customer.objects.all()}
+    assert set(stored) == {row.id for row in expected}
+    for row in expected:
+        customer = stored[row.id]
+        assert (customer.external_id, customer.name, customer.email) == (
+            row.external_id,
+            row.name,
+            row.email,
+        )
+        assert (customer.parent_id, customer.metadata, customer.status) == (
+            row.parent_id,
+            row.metadata,
+            row.status,
+        )
+        assert (customer.created_at, customer.updated_at) == (row.created_at, row.updated_at)

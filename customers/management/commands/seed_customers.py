@@ -5,11 +5,13 @@ customers, ids included); the tenant and environment are created if missing.
 """
 
 import time
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from customers.management.progress import TerminalLine
-from customers.seeding import SeedError, seed_customers
+from customers.scope import Scope
+from customers.seeding import SeedError, seed_customers, write_seed_csv
 from customers.services import ServiceError
 
 BAR_WIDTH = 30
@@ -57,10 +59,22 @@ class Command(BaseCommand):
             "--environment", required=True, help="environment id (created if missing)"
         )
         parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+        parser.add_argument(
+            "--csv",
+            type=Path,
+            metavar="FILE",
+            help="write the customers to FILE as a CSV that import_customers reads (into the"
+            " same tenant and environment) instead of inserting them",
+        )
 
     def handle(self, *args, count: int, tenant: str, environment: str, seed: int, **options):
         if count < 0:
             raise CommandError("--count must not be negative")
+        if options["csv"] is not None:
+            self.write_csv(
+                options["csv"], count=count, tenant=tenant, environment=environment, seed=seed
+            )
+            return
         progress = ProgressBar(output=self.stderr) if self.stderr.isatty() else None
         try:
             result = seed_customers(
@@ -81,4 +95,22 @@ class Command(BaseCommand):
             f"Seeded {result.seeded:,} customers into {result.scope} (seed {seed})"
             f" in {result.seconds:.1f}s ({result.rows_per_second:,.0f} rows/s){analyzed}:"
             f" {statuses or 'none'}; {result.with_parent:,} with a parent"
+        )
+
+    def write_csv(
+        self, path: Path, *, count: int, tenant: str, environment: str, seed: int
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            written = write_seed_csv(
+                path=path,
+                scope=Scope(tenant_id=tenant, environment_id=environment),
+                count=count,
+                seed=seed,
+            )
+        except OSError as error:
+            raise CommandError(f"cannot write {str(path)!r}: {error.strerror}") from None
+        self.stdout.write(
+            f"Wrote {written:,} customers for {tenant}/{environment} (seed {seed}) to"
+            f" {path} in {time.perf_counter() - started:.1f}s"
         )
