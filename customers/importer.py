@@ -606,11 +606,17 @@ def cycle_problem(*, loop: list[str], row_by_id: dict[str, CustomerRow]) -> Impo
 
 
 def write_rows(
-    *, rows: Iterable[CustomerRow], scope: Scope, report: Reporter, total: int | None = None
+    *,
+    rows: Iterable[CustomerRow],
+    scope: Scope,
+    report: Reporter,
+    total: int | None = None,
+    add_counts: bool = True,
 ) -> Counter[str]:
     """Insert the rows as they come (an iterator is consumed while the database works);
     the caller holds the transaction. Returns how many were written per status, which the
-    per-status counts have been given too.
+    per-status counts have been given too (unless ``add_counts`` is false: the caller
+    adds them, in the same transaction).
 
     Parent foreign keys are checked at commit (DEFERRABLE INITIALLY DEFERRED on both
     databases), so a child may be written before its parent.
@@ -622,7 +628,8 @@ def write_rows(
         copy_rows(rows=counted, scope=scope, report=report, total=total)
     else:
         bulk_create_rows(rows=counted, scope=scope, report=report, total=total)
-    customer_counts_add(scope=scope, deltas=statuses)
+    if add_counts:
+        customer_counts_add(scope=scope, deltas=statuses)
     return statuses
 
 

@@ -17,9 +17,11 @@ import csv
 import json
 import os
 import random
+import threading
 import time
 import unicodedata
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,7 +43,7 @@ from customers.ids import CROCKFORD_BASE32, CUSTOMER_ID_PREFIX
 from customers.importer import CustomerRow, write_rows
 from customers.models import Customer, CustomerStatus, derived_keys_for
 from customers.scope import Scope
-from customers.services import environment_ensure
+from customers.services import customer_counts_add, environment_ensure
 
 START = datetime(2022, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=3 * 365)  # created_at runs from START over three years
@@ -132,6 +134,20 @@ SPAN_US = SPAN // timedelta(microseconds=1)
 UPDATE_SPAN_US = UPDATE_SPAN // timedelta(microseconds=1)
 
 
+# Rows are generated in blocks, each from its own random generator (and a branch's parent
+# is an earlier company of its block): any block can be generated on its own, so several
+# writers can seed one scope in parallel, and the rows never depend on how many do.
+SEED_BLOCK_SIZE = 100_000
+
+
+def seed_blocks(count: int) -> list[range]:
+    """The row numbers (1-based) of each block of a seeding of ``count`` customers."""
+    return [
+        range(first, min(first + SEED_BLOCK_SIZE, count + 1))
+        for first in range(1, count + 1, SEED_BLOCK_SIZE)
+    ]
+
+
 def seed_customer_rows(*, scope: Scope, count: int, seed: int) -> Iterator[CustomerRow]:
     """``count`` customers of ``scope``, the same ones for the same arguments.
 
@@ -142,7 +158,16 @@ def seed_customer_rows(*, scope: Scope, count: int, seed: int) -> Iterator[Custo
         raise ValueError("count must not be negative")
     if count > SPAN_US:
         raise ValueError(f"at most {SPAN_US} customers fit in the creation span")
-    rng = random.Random(f"seed_customers/{seed}/{scope.tenant_id}/{scope.environment_id}")
+    for block in seed_blocks(count):
+        yield from seed_block_rows(scope=scope, count=count, seed=seed, numbers=block)
+
+
+def seed_block_rows(
+    *, scope: Scope, count: int, seed: int, numbers: range
+) -> Iterator[CustomerRow]:
+    """The rows ``numbers`` (one block of ``seed_blocks(count)``) of a seeding."""
+    block = (numbers.start - 1) // SEED_BLOCK_SIZE
+    rng = random.Random(f"seed_customers/{seed}/{scope.tenant_id}/{scope.environment_id}/{block}")
     rand, random_bytes = rng.random, rng.randbytes
     step_us = SPAN_US // max(count, 1)
     one_us = timedelta(microseconds=1)
@@ -167,7 +192,7 @@ def seed_customer_rows(*, scope: Scope, count: int, seed: int) -> Iterator[Custo
     root_companies = array("H")
     roots = 0
 
-    for number in range(1, count + 1):
+    for number in numbers:
         created_us = (number - 1) * step_us + int(rand() * step_us)
         ms = start_ms + created_us // 1000
         ulid = (
@@ -292,36 +317,38 @@ def seed_customers(
     seed: int,
     on_progress: SeedProgress | None = None,
     analyze: bool = True,
+    writers: int | None = None,
 ) -> SeedResult:
     """Write ``count`` seeded customers into the scope (created if missing), all or none.
 
-    The rows are generated as the importer's writer consumes them (one COPY on PostgreSQL:
+    The rows are generated as the importer's writer consumes them (a COPY on PostgreSQL:
     the database indexes rows while Python generates the next ones, and memory stays flat),
     and their statuses go into the per-status counts in the same transaction. Seeding the
     same seed into the same scope twice is refused by the ids' primary key.
+
+    ``writers``: on PostgreSQL, outside a transaction, the blocks of rows are shared among
+    WRITERS connections, each with its own transaction (default: one per CPU core, as
+    inserting into the indexes is the bottleneck); see ``write_in_parallel``. Inside a
+    transaction (or on SQLite) one writer writes everything in the caller's transaction.
     """
     environment = environment_ensure(tenant_id=tenant_id, environment_id=environment_id)
     scope = environment.scope
-    with_parent = 0
-
-    def report(phase: str, done: int, total: int | None) -> None:
-        if on_progress is not None and phase == "writing":
-            on_progress(done, count)
-
-    def counting_parents(rows: Iterable[CustomerRow]) -> Iterator[CustomerRow]:
-        nonlocal with_parent
-        for row in rows:
-            with_parent += row.parent_id is not None
-            yield row
+    if writers is None:
+        writers = os.cpu_count() or 1
+    parallel = connection.vendor == "postgresql" and not connection.in_atomic_block
+    blocks = seed_blocks(count)
+    writers = max(1, min(writers, len(blocks))) if parallel else 1
+    progress = SharedProgress(on_progress, total=count)
 
     started = time.perf_counter()
     try:
-        with transaction.atomic():
-            statuses = write_rows(
-                rows=counting_parents(seed_customer_rows(scope=scope, count=count, seed=seed)),
-                scope=scope,
-                report=report,
-                total=count,
+        if writers == 1:
+            with transaction.atomic():
+                rows = seed_customer_rows(scope=scope, count=count, seed=seed)
+                written = write_block_rows(rows=rows, scope=scope, progress=progress)
+        else:
+            written = write_in_parallel(
+                scope=scope, count=count, seed=seed, writers=writers, progress=progress
             )
     except IntegrityError as error:
         raise SeedError(
@@ -339,11 +366,181 @@ def seed_customers(
         analyze_seconds = time.perf_counter() - analyze_started
     return SeedResult(
         scope=scope,
-        statuses=dict(statuses),
-        with_parent=with_parent,
+        statuses=dict(written.statuses),
+        with_parent=written.with_parent,
         seconds=seconds,
         analyze_seconds=analyze_seconds,
     )
+
+
+@dataclass
+class Written:
+    statuses: Counter[str]
+    with_parent: int = 0
+
+    def add(self, other: "Written") -> None:
+        self.statuses.update(other.statuses)
+        self.with_parent += other.with_parent
+
+
+class SharedProgress:
+    """Adds up the rows every writer has sent and reports the sum (from any thread)."""
+
+    def __init__(self, on_progress: SeedProgress | None, *, total: int):
+        self.on_progress = on_progress
+        self.total = total
+        self.done_by_writer: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self.report(0, 0)
+
+    def report(self, writer: int, done: int) -> None:
+        if self.on_progress is None:
+            return
+        with self.lock:
+            self.done_by_writer[writer] = done
+            self.on_progress(sum(self.done_by_writer.values()), self.total)
+
+    def reporter(self, writer: int):
+        def report(phase: str, done: int, total: int | None) -> None:
+            if phase == "writing":
+                self.report(writer, done)
+
+        return report
+
+
+def write_block_rows(
+    *,
+    rows: Iterable[CustomerRow],
+    scope: Scope,
+    progress: SharedProgress,
+    writer: int = 0,
+    add_counts: bool = True,
+) -> Written:
+    """Write ``rows`` through the importer's writer in the current transaction."""
+    written = Written(statuses=Counter())
+
+    def counting_parents(rows: Iterable[CustomerRow]) -> Iterator[CustomerRow]:
+        for row in rows:
+            written.with_parent += row.parent_id is not None
+            yield row
+
+    written.statuses = write_rows(
+        rows=counting_parents(rows),
+        scope=scope,
+        report=progress.reporter(writer),
+        add_counts=add_counts,
+    )
+    return written
+
+
+def write_in_parallel(
+    *, scope: Scope, count: int, seed: int, writers: int, progress: SharedProgress
+) -> Written:
+    """Seed with several connections at once, each writing every WRITERS-th block.
+
+    Each writer is a thread with its own connection and transaction; the database does the
+    work (indexing), so the threads hardly compete for Python's lock. A branch's parent is
+    in its own block, so each transaction is complete on its own. All or none: every writer
+    inserts its rows and checks their constraints (SET CONSTRAINTS ALL IMMEDIATE), then
+    they wait for each other; only when all have succeeded do they add their counts and
+    commit, one after the other (so their counts updates never wait on each other). If a
+    commit fails after others succeeded, the rows of those are deleted again.
+    """
+    blocks = seed_blocks(count)
+    ready = threading.Barrier(writers)
+    turns = [threading.Event() for _ in range(writers)]
+    results: list[Written | None] = [None] * writers
+    errors: list[BaseException] = []
+
+    def writer_rows(writer: int) -> Iterator[CustomerRow]:
+        for block in blocks[writer::writers]:
+            if errors:  # another writer failed: stop early, this one rolls back too
+                raise SeedError("another writer failed")
+            yield from seed_block_rows(scope=scope, count=count, seed=seed, numbers=block)
+
+    def write(writer: int) -> None:
+        try:
+            with transaction.atomic():
+                rows = writer_rows(writer)
+                written = write_block_rows(
+                    rows=rows, scope=scope, progress=progress, writer=writer, add_counts=False
+                )
+                with connection.cursor() as cursor:
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                ready.wait()  # every writer's rows are in and checked
+                turns[writer].wait()  # then commit in writer order
+                if errors:
+                    raise SeedError("another writer failed")
+                customer_counts_add(scope=scope, deltas=written.statuses)
+            results[writer] = written  # committed
+        except BaseException as error:
+            errors.append(error)
+            ready.abort()
+        finally:
+            if writer + 1 < writers:
+                turns[writer + 1].set()
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(writer,)) for writer in range(writers)]
+    turns[0].set()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        committed = [writer for writer, written in enumerate(results) if written is not None]
+        if committed:
+            delete_committed_blocks(
+                scope=scope,
+                count=count,
+                seed=seed,
+                writers=writers,
+                committed=committed,
+                results=results,
+            )
+        first = next(
+            (
+                error
+                for error in errors
+                if not isinstance(error, threading.BrokenBarrierError | SeedError)
+            ),
+            errors[0],
+        )
+        raise first
+    total = Written(statuses=Counter())
+    for written in results:
+        total.add(written)
+    return total
+
+
+def delete_committed_blocks(
+    *,
+    scope: Scope,
+    count: int,
+    seed: int,
+    writers: int,
+    committed: list[int],
+    results: list["Written | None"],
+) -> None:
+    """Undo the writers that committed before another failed: delete their rows (known
+    from the generator) and take them off the per-status counts, in one transaction."""
+    blocks = seed_blocks(count)
+    ids = [
+        row.id
+        for writer in committed
+        for block in blocks[writer::writers]
+        for row in seed_block_rows(scope=scope, count=count, seed=seed, numbers=block)
+    ]
+    statuses: Counter[str] = Counter()
+    for writer in committed:
+        statuses.update(results[writer].statuses)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {connection.ops.quote_name(Customer._meta.db_table)}"
+            " WHERE tenant_id = %s AND environment_id = %s AND id = ANY(%s)",
+            [scope.tenant_id, scope.environment_id, ids],
+        )
+        customer_counts_add(scope=scope, deltas={s: -n for s, n in statuses.items()})
 
 
 # -- As a CSV file -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import F
 
+from customers import seeding
 from customers.ids import CROCKFORD_BASE32
 from customers.importer import import_customers_csv
 from customers.management.commands.seed_customers import ProgressBar
@@ -17,6 +18,7 @@ from customers.models import Customer, CustomerStatus, CustomerStatusCount
 from customers.scope import Scope
 from customers.seeding import seed_customer_rows
 from customers.services import environment_ensure
+from customers.tests.factories import make_customer
 from customers.tests.test_status_counts import assert_counts_match_the_customers
 from customers.validation import clean_customer_fields
 
@@ -289,3 +291,91 @@ def test_the_csv_holds_the_same_customers_and_imports_as_seeding_would(tmp_path)
             row.status,
         )
         assert (customer.created_at, customer.updated_at) == (row.created_at, row.updated_at)
+
+
+# -- Several writers (PostgreSQL: each its own connection and transaction) --------------------
+
+
+def test_blocks_make_the_same_rows_as_one_sequence(monkeypatch):
+    monkeypatch.setattr(seeding, "SEED_BLOCK_SIZE", 100)
+    generated = rows(450)
+    assert [len(block) for block in seeding.seed_blocks(450)] == [100, 100, 100, 100, 50]
+    by_block = [
+        row
+        for block in seeding.seed_blocks(450)
+        for row in seeding.seed_block_rows(scope=SCOPE, count=450, seed=7, numbers=block)
+    ]
+    assert by_block == generated
+    assert [row.line for row in generated] == list(range(1, 451))
+    assert len({row.id for row in generated}) == 450
+    by_id = {row.id: row for row in generated}
+    children = [row for row in generated if row.parent_id is not None]
+    assert children
+    for child in children:  # a branch's parent is an earlier company of its own block
+        parent = by_id[child.parent_id]
+        assert (parent.line - 1) // 100 == (child.line - 1) // 100
+        assert parent.line < child.line
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_several_writers_seed_the_generators_rows_with_their_counts(monkeypatch):
+    monkeypatch.setattr(seeding, "SEED_BLOCK_SIZE", 100)
+    progress: list[tuple[int, int]] = []
+    result = seeding.seed_customers(
+        tenant_id="tenant_seed",
+        environment_id="env_seed",
+        count=450,
+        seed=3,
+        writers=2,
+        on_progress=lambda done, total: progress.append((done, total)),
+    )
+    assert result.seeded == 450
+    expected = rows(450, seed=3)
+    customers = Customer.objects.filter(tenant_id="tenant_seed", environment_id="env_seed")
+    assert set(customers.values_list("id", flat=True)) == {row.id for row in expected}
+    assert result.with_parent == sum(row.parent_id is not None for row in expected)
+    assert result.statuses == dict(Counter(row.status for row in expected))
+    assert_counts_match_the_customers()
+    assert progress[0] == (0, 450)
+    assert progress[-1] == (450, 450)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_several_writers_write_nothing_when_one_is_refused(monkeypatch):
+    monkeypatch.setattr(seeding, "SEED_BLOCK_SIZE", 100)
+    # The last block exists already: only the writer of that block is refused.
+    scope = Scope(tenant_id="tenant_seed", environment_id="env_seed")
+    environment_ensure(tenant_id="tenant_seed", environment_id="env_seed")
+    last = seeding.seed_blocks(450)[-1]
+    taken = next(seeding.seed_block_rows(scope=scope, count=450, seed=3, numbers=last))
+    make_customer(scope, id=taken.id)
+    with pytest.raises(seeding.SeedError, match="Nothing was written"):
+        seeding.seed_customers(
+            tenant_id="tenant_seed", environment_id="env_seed", count=450, seed=3, writers=2
+        )
+    assert Customer.objects.count() == 1
+    assert_counts_match_the_customers()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_that_fails_after_another_committed_is_undone(monkeypatch):
+    monkeypatch.setattr(seeding, "SEED_BLOCK_SIZE", 100)
+    real_counts_add = seeding.customer_counts_add
+    calls = []
+
+    def counts_add_failing_the_second_time(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 2:  # the second writer, after the first has committed
+            raise RuntimeError("the connection went away")
+        return real_counts_add(**kwargs)
+
+    monkeypatch.setattr(seeding, "customer_counts_add", counts_add_failing_the_second_time)
+    with pytest.raises(RuntimeError, match="went away"):
+        seeding.seed_customers(
+            tenant_id="tenant_seed", environment_id="env_seed", count=450, seed=3, writers=2
+        )
+    assert not Customer.objects.exists()
+    assert_counts_match_the_customers()

@@ -60,6 +60,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
         parser.add_argument(
+            "--writers",
+            type=int,
+            default=None,
+            help="PostgreSQL connections writing at once (default: one per CPU core)",
+        )
+        parser.add_argument(
             "--csv",
             type=Path,
             metavar="FILE",
@@ -70,6 +76,8 @@ class Command(BaseCommand):
     def handle(self, *args, count: int, tenant: str, environment: str, seed: int, **options):
         if count < 0:
             raise CommandError("--count must not be negative")
+        if options["writers"] is not None and options["writers"] < 1:
+            raise CommandError("--writers must be at least 1")
         if options["csv"] is not None:
             self.write_csv(
                 options["csv"], count=count, tenant=tenant, environment=environment, seed=seed
@@ -83,6 +91,7 @@ class Command(BaseCommand):
                 count=count,
                 seed=seed,
                 on_progress=progress,
+                writers=options["writers"],
             )
         except (SeedError, ServiceError, ValueError) as error:
             raise CommandError(str(error)) from None
