@@ -39,10 +39,12 @@ from customers.demo import (
     REGIONS,
     STREETS,
 )
+from customers.exports import COLUMNS as EXPORT_COLUMNS
 from customers.ids import CROCKFORD_BASE32, CUSTOMER_ID_PREFIX
 from customers.importer import CustomerRow, write_rows
 from customers.models import Customer, CustomerStatus, derived_keys_for
 from customers.scope import Scope
+from customers.selectors import ROW_COLUMNS
 from customers.services import customer_counts_add, environment_ensure
 
 START = datetime(2022, 1, 1, tzinfo=UTC)
@@ -545,47 +547,23 @@ def delete_committed_blocks(
 
 # -- As a CSV file -----------------------------------------------------------------------------
 
-# The API's field names, as the importer reads them (the scope comes from its flags).
-CSV_COLUMNS = (
-    "id",
-    "external_id",
-    "name",
-    "email",
-    "address_line1",
-    "address_line2",
-    "address_city",
-    "address_state",
-    "address_postal_code",
-    "address_country",
-    "parent_customer_id",
-    "metadata",
-    "status",
-    "created_at",
-    "updated_at",
-)
 
-
-def seed_csv_values(row: CustomerRow) -> tuple[str, ...]:
-    def timestamp(moment: datetime) -> str:
-        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-    return (
-        row.id,
-        row.external_id,
-        row.name,
-        row.email or "",
-        row.address_line1,
-        row.address_line2,
-        row.address_city,
-        row.address_state,
-        row.address_postal_code,
-        row.address_country,
-        row.parent_id or "",
-        json.dumps(row.metadata, ensure_ascii=False) if row.metadata else "",
-        row.status,
-        timestamp(row.created_at),
-        timestamp(row.updated_at),
-    )
+def seed_csv_cells(row: CustomerRow, *, scope: Scope) -> list[str]:
+    """The row's cells under the export's header (the API's field names, scope included)."""
+    values = row._asdict()
+    values.update(tenant_id=scope.tenant_id, environment_id=scope.environment_id)
+    cells = []
+    for attribute in ROW_COLUMNS:
+        value = values[attribute]
+        if value is None:
+            cells.append("")
+        elif isinstance(value, datetime):
+            cells.append(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+        elif isinstance(value, dict):
+            cells.append(json.dumps(value, ensure_ascii=False) if value else "")
+        else:
+            cells.append(value)
+    return cells
 
 
 def write_seed_csv(*, path: str | os.PathLike[str], scope: Scope, count: int, seed: int) -> int:
@@ -594,8 +572,8 @@ def write_seed_csv(*, path: str | os.PathLike[str], scope: Scope, count: int, se
     written = 0
     with open(path, "w", newline="", encoding="utf-8") as csv_file:
         writer = csv.writer(csv_file, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(EXPORT_COLUMNS)  # what an export holds, so the file reads like one
         for row in seed_customer_rows(scope=scope, count=count, seed=seed):
-            writer.writerow(seed_csv_values(row))
+            writer.writerow(seed_csv_cells(row, scope=scope))
             written += 1
     return written

@@ -619,7 +619,8 @@ def test_an_error_on_the_last_row_writes_nothing(scope_a, tmp_path):
 
 
 def test_a_conflict_found_while_writing_writes_nothing(scope_a, scope_b, tmp_path, monkeypatch):
-    # A concurrent writer takes the last row's id after the checks: the write itself fails.
+    # The database refuses the last row's id, but the diagnosis that follows a refusal finds
+    # no row to blame (as when a concurrent writer's row has gone again by then).
     make_customer(scope_b.environment, id="c250")
     monkeypatch.setattr(importer, "check_rows_against_database", lambda **_: None)
     monkeypatch.setattr(importer, "BULK_CREATE_BATCH_SIZE", 10)  # several batches on SQLite
