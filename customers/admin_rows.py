@@ -17,8 +17,8 @@ from django.contrib.admin.utils import display_for_field, display_for_value, quo
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.html import conditional_escape, escape
+from django.utils.safestring import SafeString, mark_safe
 
 # A column's cell for one result: (its text, whether it needs the `nowrap` class).
 Cell = Callable[[models.Model], tuple[str, bool]]
@@ -26,6 +26,28 @@ Cell = Callable[[models.Model], tuple[str, bool]]
 
 def field_cell(field: models.Field, empty: str) -> Cell:
     attname = field.attname
+    if field.flatchoices:
+        # display_for_field's first case, with the choices' labels looked up once per page.
+        labels = dict(field.flatchoices)
+
+        def label(result) -> tuple[str, bool]:
+            value = getattr(result, attname)
+            if isinstance(value, str) and value.strip() == "":
+                value = ""
+            return labels.get(value, empty), False
+
+        return label
+    if isinstance(field, models.CharField | models.TextField):
+        # display_for_field for text: the empty value, or the text itself.
+        empty_values = field.empty_values
+
+        def plain(result) -> tuple[str, bool]:
+            value = getattr(result, attname)
+            if isinstance(value, str) and value.strip() == "":
+                value = ""
+            return (empty if value in empty_values else str(value)), False
+
+        return plain
 
     def text(result) -> tuple[str, bool]:
         value = getattr(result, attname)
@@ -103,25 +125,25 @@ def row_renderer(cl) -> Callable[[models.Model], SafeString]:
     attr = str(cl.to_field) if cl.to_field else pk_attname
 
     def render(result) -> SafeString:
+        # Plain string building: every value goes through conditional_escape (what
+        # format_html does to its arguments), the rest is this function's own markup.
         cells = []
         for text, classes, tag, is_link in columns:
             value, nowrap = text(result)
+            content = conditional_escape(value)
             if is_link:
                 url = reverse(
                     change_url,
                     args=(quote(getattr(result, pk_attname)),),
                     current_app=cl.model_admin.admin_site.name,
                 )
-                opener = (
-                    format_html(' data-popup-opener="{}"', result.serializable_value(attr))
-                    if cl.is_popup
-                    else ""
-                )
-                value = format_html(
-                    '<a href="{}"{}>{}</a>', preserved_filters_added(url), opener, value
-                )
+                opener = ""
+                if cl.is_popup:
+                    opener = f' data-popup-opener="{escape(result.serializable_value(attr))}"'
+                href = escape(preserved_filters_added(url))
+                content = f'<a href="{href}"{opener}>{content}</a>'
             cell_classes = f"{classes} nowrap" if nowrap else classes
-            cells.append((tag, cell_classes, value, tag))
-        return format_html_join("", '<{} class="{}">{}</{}>', cells)
+            cells.append(f'<{tag} class="{escape(cell_classes)}">{content}</{tag}>')
+        return mark_safe("".join(cells))  # noqa: S308 (every value is escaped above)
 
     return render

@@ -1,9 +1,11 @@
-"""The admin search's trigram index leads with the scope (tenant, environment).
+"""The admin search's trigram index leads with the environment (the scope).
 
 A plain trigram index on ``search_key`` finds every tenant's matches, and each one is then
-read from the table only to be thrown away by the scope filter. With the scope inside the
-GIN index (``btree_gin`` makes plain columns indexable there) the bitmap holds only the
-scope's matches: fewer table reads for the page and, above all, for the exact count.
+read from the table only to be thrown away by the scope filter. With the environment inside
+the GIN index (``btree_gin`` makes plain columns indexable there) the bitmap holds only the
+scope's matches: fewer table reads for the page and the count. Environment ids are unique
+across tenants, so the tenant need not be in the index too (measured: with it, building
+the bitmap for a common word took twice as long).
 """
 
 from django.db import migrations
@@ -18,7 +20,7 @@ def create_scope_search_index(apps, schema_editor):
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
     schema_editor.execute(
         f"CREATE INDEX IF NOT EXISTS {NEW_INDEX} ON customers_customer "
-        "USING gin (tenant_id, environment_id, search_key gin_trgm_ops)"
+        "USING gin (environment_id, search_key gin_trgm_ops)"
     )
     schema_editor.execute(f"DROP INDEX IF EXISTS {OLD_INDEX}")
 
