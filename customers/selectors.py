@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Expression, QuerySet
 from django.db.models.query import ModelIterable
 
 from customers.filters import CustomerFilterSet
@@ -257,15 +257,21 @@ def customer_page(
     limit: int,
     offset: int,
     expand_parent: bool = False,
+    row_expression: Expression | None = None,
 ) -> CustomerPage:
     """One page of ``customer_list``, as rows, and the exact number of matching customers.
 
+    Rows are tuples of ROW_COLUMNS (then PARENT_ROW_COLUMNS with ``expand_parent``), or,
+    given ``row_expression``, ``(id, its value)`` pairs (the API's JSON text per customer).
     The total costs no COUNT when the page itself shows where the list ends: a page that
     is neither empty nor full is the last one.
     """
     filterset = valid_filterset(scope=scope, filters=filters)
-    columns = ROW_COLUMNS + PARENT_ROW_COLUMNS if expand_parent else ROW_COLUMNS
-    queryset = filterset.qs.values_list(*columns)
+    if row_expression is not None:
+        queryset = filterset.qs.annotate(row=row_expression).values_list("id", "row")
+    else:
+        columns = ROW_COLUMNS + PARENT_ROW_COLUMNS if expand_parent else ROW_COLUMNS
+        queryset = filterset.qs.values_list(*columns)
     if offset >= DEFERRED_JOIN_OFFSET:
         total = count_matching(filterset, scope=scope)
         rows = page_by_ids_first(queryset, offset=offset, limit=limit, total=total)

@@ -1,0 +1,41 @@
+"""DRF's JSON renderer, plus list pages whose items PostgreSQL already wrote as JSON."""
+
+import json
+from dataclasses import dataclass
+
+from rest_framework import renderers
+
+
+@dataclass(frozen=True)
+class PreRenderedPage:
+    """A list envelope whose items are JSON texts (see customers.api.json_rows)."""
+
+    items_json: list[str]
+    pagination: dict[str, int]
+
+    def as_data(self) -> dict:
+        """The same envelope as Python values (for indented and HTML renderings)."""
+        return {
+            "items": [json.loads(item) for item in self.items_json],
+            "pagination": self.pagination,
+        }
+
+
+class JSONRenderer(renderers.JSONRenderer):
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, PreRenderedPage):
+            indent = self.get_indent(accepted_media_type, renderer_context or {})
+            if indent is None and self.compact:
+                pagination = json.dumps(data.pagination, separators=(",", ":"))
+                body = f'{{"items":[{",".join(data.items_json)}],"pagination":{pagination}}}'
+                # As DRF does: U+2028 and U+2029 escaped for JavaScript consumers.
+                return body.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+            data = data.as_data()
+        return super().render(data, accepted_media_type, renderer_context)
+
+
+class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, PreRenderedPage):
+            data = data.as_data()
+        return super().render(data, accepted_media_type, renderer_context)
