@@ -15,9 +15,11 @@ What it does, in order:
 3. Starts gunicorn the way production does (``gunicorn crm.wsgi -c gunicorn.conf.py``,
    ``crm.settings.production``, a secret key, ``DATABASE_URL``, persistent connections),
    bound to 127.0.0.1 on a free port, and logs in to the admin (CSRF token, cookie jar).
-4. For each query: warm-up requests, then samples over one keep-alive connection (p50, p95);
-   the same query as raw SQL through psycopg (the page query, plus the total's query when
-   the app needs one): the floor, and the ratio app / floor.
+4. For each query, warm-up requests; then rounds of a few requests per query, over one
+   keep-alive connection for the API and one for the admin (p50, p95 per query), each
+   followed by as many runs of the same query as raw SQL through psycopg (the page query,
+   plus the total's query when the app needs one): the floor, and the ratio app / floor.
+   Taking turns puts a slow phase of the machine on every query alike.
 5. Throughput of the default list with 8 concurrent keep-alive connections.
 6. The CSV export of the whole 600k scope: time, rows/s, and the workers' peak RSS.
 7. With the server stopped, bulk writes into scratch scopes of the same table:
@@ -725,37 +727,62 @@ def build_queries(*, probes: Probes, main_count: int, deep_offset: int, common_w
     ]
 
 
-def measure_http(client: Client, query: Query, *, warmup: int, samples: int) -> Timing:
-    timings = []
-    for number in range(warmup + samples):
-        status, body, seconds = client.get(query.path)
-        if status != 200:
-            raise BenchError(f"{query.name}: HTTP {status} for {query.path}: {body[:300]!r}")
-        if number == 0:
-            problem = query.check(body)
-            if problem:
-                raise BenchError(f"{query.name}: {problem}")
-        if number >= warmup:
-            timings.append(seconds)
-    return Timing(timings)
+def http_sample(client: Client, query: Query, *, check: bool) -> float:
+    status, body, seconds = client.get(query.path)
+    if status != 200:
+        raise BenchError(f"{query.name}: HTTP {status} for {query.path}: {body[:300]!r}")
+    if check:
+        problem = query.check(body)
+        if problem:
+            raise BenchError(f"{query.name}: {problem}")
+    return seconds
 
 
-def measure_floor(
-    connection: psycopg.Connection, floor: Floor, *, warmup: int, samples: int
-) -> Timing:
-    timings = []
-    for number in range(warmup + samples):
-        started = time.perf_counter()
-        rows = connection.execute(
-            floor.page, (*floor.page_params, floor.limit, floor.offset)
-        ).fetchall()
-        # Like the app: a page that is neither empty nor full shows where the list ends.
-        needs_total = not (rows and len(rows) < floor.limit) and (rows or floor.offset)
-        if needs_total and floor.total is not None:
-            connection.execute(floor.total, floor.total_params).fetchone()
-        if number >= warmup:
-            timings.append(time.perf_counter() - started)
-    return Timing(timings)
+def floor_sample(connection: psycopg.Connection, floor: Floor) -> float:
+    started = time.perf_counter()
+    rows = connection.execute(
+        floor.page, (*floor.page_params, floor.limit, floor.offset)
+    ).fetchall()
+    # Like the app: a page that is neither empty nor full shows where the list ends.
+    needs_total = not (rows and len(rows) < floor.limit) and (rows or floor.offset)
+    if needs_total and floor.total is not None:
+        connection.execute(floor.total, floor.total_params).fetchone()
+    return time.perf_counter() - started
+
+
+# Consecutive samples of one query in a round (as a client paging through a list would send
+# them): enough for its code and data to be warm, few enough to spread it over the run.
+ROUND_SAMPLES = 5
+
+
+def measure_interleaved(
+    queries: list[Query],
+    *,
+    client_for: Callable[[Query], Client],
+    connection: psycopg.Connection,
+    warmup: int,
+    samples: int,
+) -> list[Result]:
+    """Each query's warm-up requests, then rounds of ROUND_SAMPLES requests of every query
+    (then as many of its floor) until each has ``samples``: a slow phase of this shared
+    machine then lands on every query alike, instead of on whichever query was being
+    measured when it came."""
+    app: dict[str, list[float]] = {query.name: [] for query in queries}
+    floor: dict[str, list[float]] = {query.name: [] for query in queries}
+    for query in queries:
+        for number in range(warmup):
+            http_sample(client_for(query), query, check=number == 0)
+            floor_sample(connection, query.floor)
+    taken = 0
+    while taken < samples:
+        batch = min(ROUND_SAMPLES, samples - taken)
+        for query in queries:
+            for _ in range(batch):
+                app[query.name].append(http_sample(client_for(query), query, check=False))
+            for _ in range(batch):
+                floor[query.name].append(floor_sample(connection, query.floor))
+        taken += batch
+    return [Result(query, Timing(app[query.name]), Timing(floor[query.name])) for query in queries]
 
 
 @dataclass
@@ -1164,8 +1191,11 @@ def report(
         " threads), `crm.settings.production`, persistent database connections"
         " (`DJANGO_CONN_MAX_AGE=600`), PostgreSQL and the client on the same machine, all"
         " over 127.0.0.1.",
-        f"- **Method**: per query, {warmup} warm-up requests then {samples} samples over one"
-        " keep-alive connection, timed from sending the request to the last byte of the body."
+        f"- **Method**: per query, {warmup} warm-up requests then {samples} samples over a"
+        " keep-alive connection (one for the API, one for the admin), timed from sending the"
+        " request to the last byte of the body."
+        f" The queries take turns, {ROUND_SAMPLES} requests (then {ROUND_SAMPLES} floor runs)"
+        " at a time, so that a slow phase of the machine falls on all of them alike."
         " *Floor*: the same query as raw SQL through psycopg on one connection: the page"
         " (the contract's 17 columns, the parent's when expanded or shown) and, when the page"
         " does not show where the list ends, the total (the per-status counts for an"
@@ -1343,20 +1373,19 @@ def main(argv: list[str]) -> int:
         api_client = Client(server.port, {"Authorization": f"Bearer {api_key}"})
         admin_client = Client(server.port, {"Cookie": cookie})
         with psycopg.connect(arguments.database_url, autocommit=True) as connection:
-            for query in queries:
-                client = api_client if query.kind == "api" else admin_client
-                app = measure_http(
-                    client, query, warmup=arguments.warmup, samples=arguments.samples
-                )
-                floor = measure_floor(
-                    connection, query.floor, warmup=arguments.warmup, samples=arguments.samples
-                )
-                result = Result(query, app, floor)
-                results.append(result)
-                print(
-                    f"  {query.name:<52} p50 {result.app.p50:8.1f} ms  p95 {result.app.p95:8.1f}"
-                    f" ms  floor {result.floor.p50:7.1f} ms  ratio {result.ratio:5.1f}x"
-                )
+            results = measure_interleaved(
+                queries,
+                client_for=lambda query: api_client if query.kind == "api" else admin_client,
+                connection=connection,
+                warmup=arguments.warmup,
+                samples=arguments.samples,
+            )
+        for result in results:
+            print(
+                f"  {result.query.name:<52} p50 {result.app.p50:8.1f} ms  p95"
+                f" {result.app.p95:8.1f} ms  floor {result.floor.p50:7.1f} ms  ratio"
+                f" {result.ratio:5.1f}x"
+            )
         api_client.close()
         admin_client.close()
         print(f"throughput: {arguments.connections} connections, {arguments.throughput_seconds}s")
