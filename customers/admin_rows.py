@@ -24,6 +24,11 @@ from django.utils.safestring import SafeString, mark_safe
 Cell = Callable[[models.Model], tuple[str, bool]]
 
 
+def blank_as_empty(value):
+    """As items_for_result: a string of only whitespace counts as empty."""
+    return "" if isinstance(value, str) and value.strip() == "" else value
+
+
 def field_cell(field: models.Field, empty: str) -> Cell:
     attname = field.attname
     if field.flatchoices:
@@ -31,9 +36,7 @@ def field_cell(field: models.Field, empty: str) -> Cell:
         labels = dict(field.flatchoices)
 
         def label(result) -> tuple[str, bool]:
-            value = getattr(result, attname)
-            if isinstance(value, str) and value.strip() == "":
-                value = ""
+            value = blank_as_empty(getattr(result, attname))
             return labels.get(value, empty), False
 
         return label
@@ -42,17 +45,13 @@ def field_cell(field: models.Field, empty: str) -> Cell:
         empty_values = field.empty_values
 
         def plain(result) -> tuple[str, bool]:
-            value = getattr(result, attname)
-            if isinstance(value, str) and value.strip() == "":
-                value = ""
+            value = blank_as_empty(getattr(result, attname))
             return (empty if value in empty_values else str(value)), False
 
         return plain
 
     def text(result) -> tuple[str, bool]:
-        value = getattr(result, attname)
-        if isinstance(value, str) and value.strip() == "":
-            value = ""
+        value = blank_as_empty(getattr(result, attname))
         return display_for_field(value, field, empty), False
 
     return text
@@ -60,9 +59,7 @@ def field_cell(field: models.Field, empty: str) -> Cell:
 
 def value_cell(read: Callable[[models.Model], object], empty: str, boolean: bool) -> Cell:
     def text(result) -> tuple[str, bool]:
-        value = read(result)
-        if isinstance(value, str) and value.strip() == "":
-            value = ""
+        value = blank_as_empty(read(result))
         # Like Django: a date or time that is not a model field's also gets `nowrap`.
         nowrap = isinstance(value, datetime.date | datetime.time)
         return display_for_value(value, empty, boolean), nowrap
