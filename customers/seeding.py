@@ -3,14 +3,15 @@
 ``seed_customer_rows`` is pure: the same scope, count and seed give the same rows, ids
 included, and ids depend on all three, so seeding another scope (or with another seed)
 never collides. It yields ``customers.importer.CustomerRow`` tuples, which
-``seed_customers`` streams through the importer's writer (one COPY on PostgreSQL)
-in one transaction that also keeps the per-status counts.
+``seed_customers`` streams through the importer's writer (COPY on PostgreSQL, one
+connection per core; all or nothing) along with the per-status counts, and
+``write_seed_csv`` writes as a file that ``import_customers`` reads.
 
 Made for millions of rows: every value that repeats (names, streets, metadata objects,
 ids' alphabet) is built once; a row costs a dozen ``random()`` calls, a few f-strings and
 two datetimes. ``created_at`` grows with the row number across ``SPAN`` (customers sign up
-over the years), so a parent, always chosen among earlier company rows in O(1), was
-created before its child.
+over the years), so a parent, always chosen among earlier company rows of the same block
+in O(1), was created before its child.
 """
 
 import csv
