@@ -53,7 +53,9 @@ from customers.validation import CustomerValidationError
 
 # The admin's own parameters; every other one is a filter of CustomerFilterSet.
 ADMIN_PARAMS = {ALL_VAR, ORDER_VAR, PAGE_VAR, ERROR_FLAG, IS_POPUP_VAR, TO_FIELD_VAR, IS_FACETS_VAR}
-ADMIN_PARAMS |= {"_changelist_filters"}
+# `count=all`: a search counts every match instead of stopping at SEARCH_COUNT_LIMIT.
+COUNT_VAR = "count"
+ADMIN_PARAMS |= {"_changelist_filters", COUNT_VAR}
 CHILDREN_PER_PAGE = 20
 # The change list reads only the parent's name.
 PARENT_UNUSED_FIELDS = [
@@ -135,8 +137,10 @@ class CustomerChangeList(ChangeList):
 
     def get_results(self, request):
         super().get_results(request)
-        # A search with more matches than it counts shows "1000+" (see the templates).
+        # A search with more matches than it counts shows "1000+" (see the templates), and
+        # a link to count them all.
         self.result_count_is_capped = self.paginator.count_is_capped
+        self.count_all_url = self.get_query_string({COUNT_VAR: "all"})
         if not self.multi_page and self.paginator.head is not None:
             # A one-page list: show the rows the paginator already read, not a fresh query.
             self.result_list = self.paginator.head
@@ -161,7 +165,10 @@ class CustomerChangeList(ChangeList):
             return self.root_queryset.none()
         # The parent column shows the parent's name: one join, not a query per row.
         request.count_customers = functools.partial(
-            count_matching_for_display, self.filterset, scope=tenant_scope_for_user(request.user)
+            count_matching_for_display,
+            self.filterset,
+            scope=tenant_scope_for_user(request.user),
+            exact=request.GET.get(COUNT_VAR) == "all",
         )
         return self.filterset.qs.select_related("parent").defer(*PARENT_UNUSED_FIELDS)
 

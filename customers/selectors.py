@@ -170,10 +170,10 @@ SEARCH_COUNT_LIMIT = 1000
 
 
 def count_matching_for_display(
-    filterset: CustomerFilterSet, *, scope: Scope | TenantScope
+    filterset: CustomerFilterSet, *, scope: Scope | TenantScope, exact: bool = False
 ) -> tuple[int, bool]:
     """(count, capped): ``count_matching``, except that a search stops counting at
-    SEARCH_COUNT_LIMIT and says so (capped=True).
+    SEARCH_COUNT_LIMIT and says so (capped=True), unless ``exact`` is asked for.
 
     A substring search cannot be counted from an index alone: the trigram index only
     proposes candidates, and each is rechecked in its table row. An exact total of 30,000
@@ -182,7 +182,7 @@ def count_matching_for_display(
     word, is built either way). Lists without a search keep their exact total, and so does
     the API, which has no search.
     """
-    if "q" not in active_filters(filterset):
+    if exact or "q" not in active_filters(filterset):
         return count_matching(filterset, scope=scope), False
     found = filterset.qs.order_by()[: SEARCH_COUNT_LIMIT + 1].count()
     return min(found, SEARCH_COUNT_LIMIT), found > SEARCH_COUNT_LIMIT

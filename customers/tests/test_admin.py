@@ -569,6 +569,12 @@ def test_a_search_counts_its_matches_up_to_a_limit(operator_client, scope_a, mon
     # Without a search the total stays exact (the per-status counts).
     html = operator_client.get(CHANGELIST).content.decode()
     assert '<span id="result-count">8 customers</span>' in html
+    # Asked to, it counts them all (and its pages keep counting them all).
+    html = operator_client.get(f"{CHANGELIST}?q=common").content.decode()
+    count_all = re.search(r'<a href="([^"]+)" id="count-all">', html).group(1).replace("&amp;", "&")
+    html = operator_client.get(f"{CHANGELIST}{count_all}").content.decode()
+    assert '<span id="result-count">7 customers</span>' in html
+    assert 'href="?count=all&amp;p=4&amp;q=common"' in html
     # A search with no more matches than the limit shows its exact count.
     monkeypatch.setattr("customers.selectors.SEARCH_COUNT_LIMIT", 7)
     html = operator_client.get(f"{CHANGELIST}?q=common").content.decode()
