@@ -13,7 +13,8 @@ What it does, in order:
    After seeding: ``VACUUM ANALYZE``.
 2. Creates an API key for the benchmark scope and a staff user of ``tenant_bench``.
 3. Starts gunicorn the way production does (``gunicorn crm.wsgi -c gunicorn.conf.py``,
-   ``crm.settings.production``, a secret key, ``DATABASE_URL``, persistent connections),
+   ``crm.settings.production``, a secret key, ``DATABASE_URL``, persistent connections, or
+   with ``--db-pool N`` a connection pool of N per process),
    bound to 127.0.0.1 on a free port, and logs in to the admin (CSRF token, cookie jar).
 4. For each query, warm-up requests; then rounds of a few requests per query, over one
    keep-alive connection for the API and one for the admin (p50, p95 per query), each
@@ -152,7 +153,9 @@ def ensure_database(database_url: str, *, reset: bool) -> None:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def django_environment(*, database_url: str, secret_key: str) -> dict[str, str]:
+def django_environment(
+    *, database_url: str, secret_key: str, db_pool_size: int = 0
+) -> dict[str, str]:
     """What the production server and the management commands run with."""
     environment = {
         key: value
@@ -163,8 +166,10 @@ def django_environment(*, database_url: str, secret_key: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="crm.settings.production",
         DJANGO_SECRET_KEY=secret_key,
         DATABASE_URL=database_url,
-        # Persistent connections, as production should run (base.py's default is 60 s).
+        # Persistent connections, as production should run (base.py's default is 60 s), or
+        # with --db-pool a pool per process (which replaces them).
         DJANGO_CONN_MAX_AGE="600",
+        DJANGO_DB_POOL_SIZE=str(db_pool_size),
         # Plain HTTP on the loopback: the cookie jar would not send back Secure cookies.
         DJANGO_SECURE_COOKIES="false",
         DJANGO_LOG_LEVEL="WARNING",
@@ -1188,9 +1193,14 @@ def report(
     lines += [
         f"- **Server**: `gunicorn {' '.join(server.command[1:])}`"
         f" ({workers} gthread workers x {server.environment.get('GUNICORN_THREADS', '4')}"
-        " threads), `crm.settings.production`, persistent database connections"
-        " (`DJANGO_CONN_MAX_AGE=600`), PostgreSQL and the client on the same machine, all"
-        " over 127.0.0.1.",
+        " threads), `crm.settings.production`, "
+        + (
+            f"a pool of up to {pool} database connections per process"
+            f" (`DJANGO_DB_POOL_SIZE={pool}`)"
+            if (pool := int(server.environment.get("DJANGO_DB_POOL_SIZE", "0")))
+            else "persistent database connections (`DJANGO_CONN_MAX_AGE=600`)"
+        )
+        + ", PostgreSQL and the client on the same machine, all over 127.0.0.1.",
         f"- **Method**: per query, {warmup} warm-up requests then {samples} samples over a"
         " keep-alive connection (one for the API, one for the admin), timed from sending the"
         " request to the last byte of the body."
@@ -1293,6 +1303,14 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--throughput-seconds", type=float, help="default 10")
     parser.add_argument("--connections", type=int, default=8, help="for throughput (8)")
     parser.add_argument("--common-word", default="cloud", help="the admin search's common word")
+    parser.add_argument(
+        "--db-pool",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve with a connection pool of N per process (DJANGO_DB_POOL_SIZE) instead of"
+        " persistent connections",
+    )
     parser.add_argument("--no-export", action="store_true", help="skip the CSV export")
     parser.add_argument(
         "--no-writes", action="store_true", help="skip the bulk seed and import measurements"
@@ -1329,7 +1347,9 @@ def main(argv: list[str]) -> int:
 
     check_loopback_url(arguments.database_url)
     environment = django_environment(
-        database_url=arguments.database_url, secret_key=secrets.token_urlsafe(50)
+        database_url=arguments.database_url,
+        secret_key=secrets.token_urlsafe(50),
+        db_pool_size=arguments.db_pool,
     )
     ensure_database(arguments.database_url, reset=arguments.reset)
     print("migrating")

@@ -70,6 +70,17 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# DJANGO_DB_POOL_SIZE=N: on PostgreSQL, each process shares a pool of up to N connections
+# (psycopg_pool, Django's "pool" option) among its threads, instead of one persistent
+# connection per thread (DJANGO_CONN_MAX_AGE, which a pool replaces).
+DB_POOL_SIZE = int(env_str("DJANGO_DB_POOL_SIZE", "0"))
+if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_SIZE,
+        "timeout": 10,  # seconds a request waits for a free connection before failing
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Waiting for a lock beats failing at once when the dev server and a command write together.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20

@@ -9,6 +9,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -49,6 +51,40 @@ def test_database_url_selects_the_database():
         DATABASE_URL="postgres://someone@db.internal:5432/crm",
     )
     assert result.stdout.split() == ["django.db.backends.postgresql", "crm", "db.internal"]
+
+
+def test_a_pool_size_gives_each_process_a_connection_pool():
+    result = run_python(
+        "import django; django.setup(); from django.conf import settings;"
+        "d = settings.DATABASES['default']; print(d['CONN_MAX_AGE'], d['OPTIONS']['pool'])",
+        DJANGO_SETTINGS_MODULE="crm.settings.dev",
+        DATABASE_URL="postgres://someone@db.internal:5432/crm",
+        DJANGO_DB_POOL_SIZE="6",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0 {'min_size': 1, 'max_size': 6, 'timeout': 10}"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_pooled_connections_serve_queries():
+    from django.db import connection
+
+    database = connection.settings_dict
+    url = (
+        f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
+        f"{database['PORT'] or 5432}/{database['NAME']}"
+    )
+    result = run_python(
+        "import django; django.setup(); from django.db import connection;"
+        "print(connection.pool is not None, connection.cursor().execute('SELECT 41 + 1')"
+        ".fetchone()[0], connection.pool.get_stats()['pool_max'])",
+        DJANGO_SETTINGS_MODULE="crm.settings.dev",
+        DATABASE_URL=url,
+        DJANGO_DB_POOL_SIZE="3",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "42", "3"]
 
 
 def free_port() -> int:
