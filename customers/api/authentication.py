@@ -1,5 +1,6 @@
 """API-key authentication: `Authorization: Bearer <key>` or `x-api-key: <key>` -> one scope."""
 
+import functools
 import re
 from datetime import timedelta
 
@@ -45,6 +46,7 @@ def raw_key_from_headers(request) -> str | None:
     return None
 
 
+@functools.cache
 def key_lookup_sql() -> str:
     # key_hash is unique: no ORDER BY, and only the columns a request needs. Plain SQL,
     # written once: this runs on every API request, and compiling the ORM query for it

@@ -28,8 +28,9 @@ class JSONObjectText(Expression):
 
     (PostgreSQL's json_build_object keeps the order too but writes `"key" : value`, and
     jsonb_build_object sorts the keys.) ``to_json`` escapes strings and embeds jsonb as it
-    is; a NULL becomes `null`. ``when_null`` names a column: when it is NULL (no parent to
-    expand), the whole object is `null`.
+    is; a NULL becomes `null`; a value that is itself a ``JSONObjectText`` (the expanded
+    parent) is embedded as it is. ``when_null`` names a column: when it is NULL (no parent
+    to expand), the whole object is `null`.
     """
 
     output_field = TextField()
@@ -57,9 +58,11 @@ class JSONObjectText(Expression):
             if key in TIMESTAMP_COLUMNS:
                 sql = RFC3339_SQL.format(value=sql)
                 value_params = list(value_params) * 3
+            if not isinstance(value, JSONObjectText):
+                sql = f"COALESCE(to_json({sql})::text, 'null')"
             separator = "{" if index == 0 else ","
             # The keys are this module's constants: plain JSON strings, nothing to escape.
-            parts.append(f"'{separator}\"{key}\":' || COALESCE(to_json({sql})::text, 'null')")
+            parts.append(f"'{separator}\"{key}\":' || {sql}")
             params.extend(value_params)
         body = " || ".join(parts) + " || '}'"
         if self.when_null is None:
@@ -81,35 +84,10 @@ def customer_object(prefix: str = "", *, when_null: F | None = None) -> JSONObje
     )
 
 
-def customer_json(*, expand_parent: bool) -> Expression:
+def customer_json(*, expand_parent: bool) -> JSONObjectText:
     """One customer as the API's JSON text (with `parent_customer` when expanded)."""
-    if not expand_parent:
-        return customer_object()
-    parent = customer_object("parent__", when_null=F("parent__id"))
-    with_parent = customer_object()
-    # The customer's object, its closing brace replaced by the parent's key and object.
-    return JSONObjectWithParent(with_parent, parent)
-
-
-class JSONObjectWithParent(Expression):
-    """``left(customer, -1) || ',"parent_customer":' || parent || '}'``."""
-
-    output_field = TextField()
-
-    def __init__(self, customer: Expression, parent: Expression):
-        super().__init__()
-        self.customer, self.parent = customer, parent
-
-    def get_source_expressions(self):
-        return [self.customer, self.parent]
-
-    def set_source_expressions(self, expressions):
-        self.customer, self.parent = expressions
-
-    def as_sql(self, compiler, connection):
-        customer_sql, customer_params = compiler.compile(self.customer)
-        parent_sql, parent_params = compiler.compile(self.parent)
-        return (
-            f"(left({customer_sql}, -1) || ',\"parent_customer\":' || {parent_sql} || '}}')",
-            [*customer_params, *parent_params],
-        )
+    customer = customer_object()
+    if expand_parent:
+        parent = customer_object("parent__", when_null=F("parent__id"))
+        customer.fields.append(("parent_customer", parent))
+    return customer
