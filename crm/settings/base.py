@@ -82,8 +82,17 @@ if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgr
         "timeout": 10,  # seconds a request waits for a free connection before failing
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Waiting for a lock beats failing at once when the dev server and a command write together.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # The embedded default takes a few concurrent writers (the dev server's threads, a
+    # command beside it): WAL lets readers go on while one writes; every transaction takes
+    # the write lock up front (IMMEDIATE), so a writer waits for the lock (up to `timeout`
+    # seconds) instead of failing when a read lock it holds cannot be upgraded.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
