@@ -16,6 +16,7 @@ from django.db.models import F, OrderBy, QuerySet
 from django.http import QueryDict
 
 from customers.models import Customer, CustomerStatus
+from customers.text import text_problem
 
 MAX_LIST_VALUES = 1000
 MAX_VALUE_LENGTH = 255
@@ -53,10 +54,9 @@ def customer_ordering(sort: str, order: str) -> list[OrderBy]:
 
 
 def check_single_value(value: str) -> None:
-    if "\x00" in value:
-        raise ValidationError("must not contain NUL bytes", code="nul")
-    if len(value) > MAX_VALUE_LENGTH:
-        raise ValidationError(f"must be at most {MAX_VALUE_LENGTH} characters", code="length")
+    problem = text_problem(value, max_length=MAX_VALUE_LENGTH)
+    if problem:
+        raise ValidationError(problem, code="text")
 
 
 class ValueListWidget(forms.TextInput):

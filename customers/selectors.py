@@ -15,6 +15,7 @@ from django.db.models.query import ModelIterable
 from customers.filters import CustomerFilterSet
 from customers.models import Customer, CustomerStatus, CustomerStatusCount
 from customers.scope import Scope, TenantScope
+from customers.text import abbreviated
 from customers.validation import CUSTOMER_ID_PATTERN
 
 
@@ -51,7 +52,7 @@ def customer_get(*, scope: Scope, customer_id: str, for_update: bool = False) ->
             queryset = queryset.select_for_update(no_key=True)
         customer = queryset.filter(pk=customer_id).first()
     if customer is None:
-        raise CustomerNotFoundError(f"no customer {customer_id!r} in this environment")
+        raise CustomerNotFoundError(f"no customer {abbreviated(customer_id)!r} in this environment")
     return customer
 
 
@@ -76,7 +77,7 @@ def customer_get_by_external_id(*, scope: Scope, external_id: str) -> Customer:
     customer = live_customers_with_external_id(scope=scope, external_id=external_id).first()
     if customer is None:
         raise CustomerNotFoundError(
-            f"no customer with external_id {external_id!r} in this environment"
+            f"no customer with external_id {abbreviated(external_id)!r} in this environment"
         )
     return customer
 

@@ -26,6 +26,7 @@ from customers.models import (
 )
 from customers.scope import Scope
 from customers.selectors import customer_get, customers_in_scope, live_external_id_taken
+from customers.text import abbreviated
 from customers.validation import EDITABLE_FIELDS, CustomerValidationError, clean_customer_fields
 
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -195,7 +196,8 @@ def lock_hierarchy(*, scope: Scope) -> None:
 
 def conflict_for(external_id: str) -> CustomerConflictError:
     return CustomerConflictError(
-        f"a customer with external_id {external_id!r} already exists in this environment"
+        f"a customer with external_id {abbreviated(external_id)!r} already exists"
+        " in this environment"
     )
 
 

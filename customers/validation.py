@@ -15,6 +15,7 @@ from django.core.validators import EmailValidator
 
 from customers.countries import ISO_3166_ALPHA2
 from customers.models import CustomerStatus
+from customers.text import text_problem
 
 CUSTOMER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,50}")
 MAX_METADATA_KEYS = 50
@@ -89,27 +90,34 @@ class CustomerValidationError(Exception):
         return f"{field} {self.errors[field][0]}"
 
 
-def has_nul(value: str) -> bool:
-    return "\x00" in value
-
-
 def check_plain_text(value: Any, *, required: bool, max_length: int) -> str | None:
     """The message for a bad text value, or None when it is fine."""
     if not isinstance(value, str):
         return "must be a string"
-    if has_nul(value):
-        return "must not contain NUL bytes"
+    problem = text_problem(value, max_length=max_length)
+    if problem:
+        return problem
     if required and value == "":
         return "is required and must not be empty"
-    if len(value) > max_length:
-        return f"must be at most {max_length} characters"
+    return None
+
+
+def check_external_id(value: Any) -> str | None:
+    required, max_length = TEXT_FIELD_LIMITS["external_id"]
+    problem = check_plain_text(value, required=required, max_length=max_length)
+    if problem:
+        return problem
+    if value != value.strip():
+        return "must not begin or end with whitespace"
     return None
 
 
 def check_email(value: Any) -> str | None:
     if value is None:
         return None
-    problem = check_plain_text(value, required=True, max_length=255)
+    if value == "":
+        return "must be a valid email address, or null for none (not an empty string)"
+    problem = check_plain_text(value, required=False, max_length=255)
     if problem:
         return problem
     if not email_is_valid(value):
@@ -130,8 +138,9 @@ def check_customer_reference(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         return "must be a string"
-    if has_nul(value):
-        return "must not contain NUL bytes"
+    problem = text_problem(value)
+    if problem:
+        return problem
     if not CUSTOMER_ID_PATTERN.fullmatch(value):
         return "must be a customer id (1 to 50 letters, digits, '_' or '-')"
     return None
@@ -145,16 +154,16 @@ def check_metadata(value: Any) -> str | None:
     for key, item in value.items():
         if not isinstance(key, str) or not key:
             return "keys must be non-empty strings"
-        if has_nul(key):
-            return "keys must not contain NUL bytes"
+        problem = text_problem(key)
+        if problem:
+            return f"keys {problem}"
         if len(key) > MAX_METADATA_KEY_LENGTH:
             return f"keys must be at most {MAX_METADATA_KEY_LENGTH} characters ({key[:40]!r}…)"
         if not isinstance(item, str):
             return f"values must be strings (key {key!r})"
-        if has_nul(item):
-            return f"values must not contain NUL bytes (key {key!r})"
-        if len(item) > MAX_METADATA_VALUE_LENGTH:
-            return f"values must be at most {MAX_METADATA_VALUE_LENGTH} characters (key {key!r})"
+        problem = text_problem(item, max_length=MAX_METADATA_VALUE_LENGTH)
+        if problem:
+            return f"values {problem} (key {key!r})"
     return None
 
 
@@ -180,6 +189,7 @@ def check_customer_id(value: Any) -> str | None:
 
 FIELD_CHECKS = {
     "id": check_customer_id,
+    "external_id": check_external_id,
     "email": check_email,
     "address_country": check_country,
     "parent_customer_id": check_customer_reference,
@@ -192,10 +202,11 @@ ALL_FIELDS = frozenset({*EDITABLE_FIELDS, "id", "created_at", "updated_at"})
 
 
 def field_problem(field: str, value: Any) -> str | None:
-    limits = TEXT_FIELD_LIMITS.get(field)
-    if limits is not None:
-        return check_plain_text(value, required=limits[0], max_length=limits[1])
-    return FIELD_CHECKS[field](value)
+    check = FIELD_CHECKS.get(field)
+    if check is not None:
+        return check(value)
+    required, max_length = TEXT_FIELD_LIMITS[field]
+    return check_plain_text(value, required=required, max_length=max_length)
 
 
 def clean_customer_fields(

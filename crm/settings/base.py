@@ -133,7 +133,7 @@ REST_FRAMEWORK = {
         "customers.api.renderers.JSONRenderer",
         "customers.api.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["customers.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "customers.api.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
     "DEFAULT_FILTER_BACKENDS": [],

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from customers.api.errors import AlreadyExistsError, ApiValidationError
 from customers.models import IdempotencyRecord
 from customers.scope import Scope
+from customers.text import text_problem
 
 HEADER = "Idempotency-Key"
 LIFETIME = timedelta(hours=24)
@@ -50,8 +51,11 @@ def read_key(request: Request) -> str | None:
     key = request.headers.get(HEADER)
     if key is None:
         return None
-    if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
+    if not key or len(key) > MAX_KEY_LENGTH:
         raise ApiValidationError({HEADER: [f"must be 1 to {MAX_KEY_LENGTH} characters"]})
+    problem = text_problem(key)
+    if problem:
+        raise ApiValidationError({HEADER: [problem]})
     return key
 
 

@@ -33,11 +33,17 @@ class CustomerListParams:
 
 
 def parse_integer(value: str, *, minimum: int, maximum: int) -> int:
+    """An integer in [minimum, maximum]; a maximum of MAX_OFFSET or more reads as "no limit"
+    to people ("must be 0 or more"), and is named only to a value past it."""
+    unbounded = maximum >= MAX_OFFSET
+    allowed = f"{minimum} or more" if unbounded else f"between {minimum} and {maximum}"
     if not INTEGER_PATTERN.fullmatch(value):
-        raise ValidationError(f"must be an integer between {minimum} and {maximum}")
+        raise ValidationError(f"must be an integer, {allowed}")
     number = int(value)
-    if not minimum <= number <= maximum:
-        raise ValidationError(f"must be between {minimum} and {maximum}")
+    if number < minimum or (number > maximum and not unbounded):
+        raise ValidationError(f"must be {allowed}")
+    if number > maximum:
+        raise ValidationError(f"must be at most {maximum}")
     return number
 
 

@@ -31,7 +31,19 @@ class JSONRenderer(renderers.JSONRenderer):
                 # As DRF does: U+2028 and U+2029 escaped for JavaScript consumers.
                 return body.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
             data = data.as_data()
-        return super().render(data, accepted_media_type, renderer_context)
+        try:
+            return super().render(data, accepted_media_type, renderer_context)
+        except UnicodeEncodeError:
+            # A lone surrogate stored before such text was refused at the door: escaped as
+            # \udfff (valid JSON in ASCII), so one old row never takes the page down.
+            return self.render_ascii(data, accepted_media_type, renderer_context)
+
+    def render_ascii(self, data, accepted_media_type, renderer_context):
+        ascii_renderer = type(self)()
+        ascii_renderer.ensure_ascii = True
+        return super(JSONRenderer, ascii_renderer).render(
+            data, accepted_media_type, renderer_context
+        )
 
 
 class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):

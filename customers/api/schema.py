@@ -89,6 +89,8 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
 # A NUL byte anywhere in a value is a 400 (PostgreSQL cannot store it). ECMA-262 syntax.
 NO_NUL_SCHEMA_PATTERN = r"^[^\u0000]*$"
+# An external id neither begins nor ends with white space (it is never trimmed).
+EXTERNAL_ID_SCHEMA_PATTERN = r"^[^\s\u0000]([^\u0000]*[^\s\u0000])?$"
 CUSTOMER_ID_SCHEMA_PATTERN = rf"^{CUSTOMER_ID_PATTERN.pattern}$"
 
 # What `error_body` can produce here: the contract's codes, and the two DRF statuses whose
@@ -304,19 +306,21 @@ class CustomerListSchemaSerializer(serializers.Serializer):
 WRITE_BODY_NOTE = (
     " Server-owned keys (`id`, `tenant_id`, `environment_id`, `created_at`, `updated_at`, "
     "`parent_customer`) are accepted and ignored, so an object read can be sent back; any "
-    "other key not listed here is a 400 naming it. A NUL byte in any string is a 400."
+    "other key not listed here is a 400 naming it. A NUL byte or a lone surrogate in any "
+    "string (keys included) is a 400 naming the field, and a body nested deeper than 32 "
+    "levels a 400 naming `body`."
 )
 
 
 def customer_write_fields(*, create: bool) -> dict[str, serializers.Field]:
     """The 12 writable fields (``customers.validation.EDITABLE_FIELDS``), in contract order."""
 
-    def text(name: str, **kwargs) -> serializers.Field:
+    def text(name: str, pattern: str = NO_NUL_SCHEMA_PATTERN, **kwargs) -> serializers.Field:
         required, max_length = TEXT_FIELD_LIMITS[name]
         return string_field(
             max_length=max_length,
             min_length=1 if required else 0,
-            pattern=NO_NUL_SCHEMA_PATTERN,
+            pattern=pattern,
             required=create and required,
             **kwargs,
         )
@@ -333,7 +337,12 @@ def customer_write_fields(*, create: bool) -> dict[str, serializers.Field]:
     )
     return {
         "external_id": text(
-            "external_id", help_text="409 when a customer not archived in the scope has it."
+            "external_id",
+            pattern=EXTERNAL_ID_SCHEMA_PATTERN,
+            help_text=(
+                "Must not begin or end with white space (400; never trimmed). 409 when a "
+                "customer not archived in the scope has it."
+            ),
         ),
         "name": text("name"),
         "email": string_field(

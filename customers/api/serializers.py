@@ -51,18 +51,22 @@ class CustomerSerializer(serializers.Serializer):
     id = serializers.CharField(read_only=True)
     external_id = serializers.CharField(max_length=255)
     name = serializers.CharField(max_length=255)
-    email = serializers.EmailField(max_length=255, allow_null=True, required=False)
+    # `initial` is what the browsable API's raw form is prefilled with: a body that posts as
+    # it is once external_id and name are filled in.
+    email = serializers.EmailField(max_length=255, allow_null=True, required=False, initial=None)
     address_line1 = serializers.CharField(max_length=255, allow_blank=True, required=False)
     address_line2 = serializers.CharField(max_length=255, allow_blank=True, required=False)
     address_city = serializers.CharField(max_length=100, allow_blank=True, required=False)
     address_state = serializers.CharField(max_length=100, allow_blank=True, required=False)
     address_postal_code = serializers.CharField(max_length=20, allow_blank=True, required=False)
     address_country = serializers.CharField(max_length=2, allow_blank=True, required=False)
-    parent_customer_id = serializers.CharField(allow_null=True, required=False)
-    metadata = serializers.DictField(child=serializers.CharField(), required=False)
+    parent_customer_id = serializers.CharField(allow_null=True, required=False, initial=None)
+    metadata = serializers.DictField(child=serializers.CharField(), required=False, initial=dict)
     environment_id = serializers.CharField(read_only=True)
     tenant_id = serializers.CharField(read_only=True)
-    status = serializers.ChoiceField(choices=CustomerStatus.choices, required=False)
+    status = serializers.ChoiceField(
+        choices=CustomerStatus.choices, required=False, initial=CustomerStatus.PUBLISHED.value
+    )
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 
