@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from customers.api.serializers import CUSTOMER_FIELDS, row_as_dict
 from customers.models import Customer
+from customers.representation import CUSTOMER_FIELDS, row_as_dict
 from customers.selectors import ROW_COLUMNS
 
 # The API's customer fields, in its order.

@@ -10,7 +10,7 @@ the two for every kind of value.
 
 from django.db.models import Expression, F, TextField
 
-from customers.api.serializers import CUSTOMER_FIELDS
+from customers.representation import CUSTOMER_FIELDS
 from customers.selectors import ROW_COLUMNS
 
 TIMESTAMP_COLUMNS = frozenset({"created_at", "updated_at"})

@@ -1,48 +1,20 @@
 """The customer's JSON shape: the 17 keys of the contract, in its order."""
 
-from datetime import UTC, datetime
 from typing import Any
 
 from rest_framework import serializers
 
 from customers.api.errors import ApiValidationError
 from customers.models import Customer, CustomerStatus
-from customers.selectors import ROW_COLUMNS
+from customers.representation import (
+    CUSTOMER_FIELDS,
+    customer_as_dict,
+    row_as_dict,
+    row_with_parent_as_dict,
+)
 from customers.validation import EDITABLE_FIELDS, SERVER_OWNED_FIELDS
 
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-# The contract's customer keys, in order: ROW_COLUMNS with the parent named as the API does.
-CUSTOMER_FIELDS = tuple(
-    "parent_customer_id" if column == "parent_id" else column for column in ROW_COLUMNS
-)
-
-
-def row_as_dict(row: tuple) -> dict[str, Any]:
-    """A customer row (values in ROW_COLUMNS order) as the API's object.
-
-    Lists read rows with ``values_list`` and build plain dicts: 1000 customers cost no
-    model instances and no per-field serializer machinery.
-    """
-    data = dict(zip(CUSTOMER_FIELDS, row, strict=True))
-    data["created_at"] = rfc3339(data["created_at"])
-    data["updated_at"] = rfc3339(data["updated_at"])
-    return data
-
-
-def row_with_parent_as_dict(row: tuple) -> dict[str, Any]:
-    """A row of ROW_COLUMNS + PARENT_ROW_COLUMNS: the customer with `parent_customer`."""
-    width = len(ROW_COLUMNS)
-    data = row_as_dict(row[:width])
-    data["parent_customer"] = row_as_dict(row[width:]) if row[width] is not None else None
-    return data
-
-
-def customer_as_dict(customer: Customer) -> dict[str, Any]:
-    return row_as_dict(tuple(getattr(customer, column) for column in ROW_COLUMNS))
+__all__ = ["CUSTOMER_FIELDS", "CustomerSerializer", "customer_fields_from_body"]
 
 
 class CustomerSerializer(serializers.Serializer):

@@ -28,12 +28,9 @@ from customers.api.schema import (
     CustomerCreateSchemaSerializer,
     CustomerUpdateSchemaSerializer,
 )
-from customers.api.serializers import (
-    CustomerSerializer,
-    customer_as_dict,
-    customer_fields_from_body,
-)
+from customers.api.serializers import CustomerSerializer, customer_fields_from_body
 from customers.filters import check_single_value
+from customers.representation import customer_as_dict
 from customers.selectors import (
     CustomerFilterError,
     customer_get,

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from customers.api.json_rows import customer_json
-from customers.api.serializers import row_as_dict, row_with_parent_as_dict
+from customers.representation import row_as_dict, row_with_parent_as_dict
 from customers.selectors import customer_page
 from customers.tests.factories import at, make_customer
 

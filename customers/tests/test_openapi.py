@@ -12,7 +12,7 @@ from openapi_schema_validator import validate as validate_instance
 from openapi_spec_validator import OpenAPIV30SpecValidator
 from rest_framework.test import APIClient
 
-from customers.api.serializers import customer_as_dict
+from customers.representation import customer_as_dict
 from customers.tests.contract import CUSTOMER_KEYS
 from customers.tests.factories import make_customer
 from customers.validation import EDITABLE_FIELDS
