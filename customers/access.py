@@ -3,7 +3,13 @@
 API clients get their scope from their key (``customers.api.authentication``); logged-in
 staff get it from the environment kept in their session, chosen with the switcher among the
 environments of their tenants (superusers: any environment).
+
+The admin's customer list shows that same current environment, or, with
+``environment=all`` in its URL, every environment of the user's tenants: never a third
+state, so the list, its filter and the header switcher always agree.
 """
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -13,6 +19,9 @@ from customers.scope import Scope, TenantScope
 
 SESSION_ENVIRONMENT_KEY = "crm_current_environment_id"
 REQUEST_CACHE_ATTRIBUTE = "_crm_current_environment"
+# The customer list's URL parameter: "all", or absent/empty for the current environment.
+ENVIRONMENT_PARAM = "environment"
+ALL_ENVIRONMENTS = "all"
 
 
 def is_operator(user) -> bool:
@@ -85,3 +94,35 @@ def tenant_scope_for_user(user) -> TenantScope:
         )
         user._crm_tenant_scope = cached
     return cached
+
+
+def environment_param_choice(request: HttpRequest) -> str:
+    """What the customer list's `environment` parameter asks for: ``ALL_ENVIRONMENTS``, a
+    specific environment id (to become the current one), or "" for the current one."""
+    values = [value for value in request.GET.getlist(ENVIRONMENT_PARAM) if value]
+    specific = [value for value in values if value != ALL_ENVIRONMENTS]
+    if specific:
+        return specific[-1]
+    return ALL_ENVIRONMENTS if values else ""
+
+
+def lists_all_environments(request: HttpRequest) -> bool:
+    return environment_param_choice(request) == ALL_ENVIRONMENTS
+
+
+def url_without_params(url: str, names: tuple[str, ...]) -> str:
+    """``url`` with the query parameters ``names`` removed (the others kept, in order)."""
+    parts = urlsplit(url)
+    query = [
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if name not in names
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def url_with_param(url: str, name: str, value: str) -> str:
+    """``url`` with the query parameter ``name`` set to ``value`` (once)."""
+    parts = urlsplit(url_without_params(url, (name,)))
+    query = [*parse_qsl(parts.query, keep_blank_values=True), (name, value)]
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -24,10 +24,20 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from customers.access import current_environment, environments_of_request, tenant_scope_for_user
+from customers.access import (
+    ENVIRONMENT_PARAM,
+    current_environment,
+    environment_param_choice,
+    environments_of_request,
+    lists_all_environments,
+    switch_environment,
+    tenant_scope_for_user,
+    url_without_params,
+)
 from customers.exports import customers_csv_response
 from customers.filters import SORT_COLUMNS, CustomerFilterSet
 from customers.forms import CustomerAdminForm
@@ -57,6 +67,17 @@ ADMIN_PARAMS = {ALL_VAR, ORDER_VAR, PAGE_VAR, ERROR_FLAG, IS_POPUP_VAR, TO_FIELD
 COUNT_VAR = "count"
 ADMIN_PARAMS |= {"_changelist_filters", COUNT_VAR}
 CHILDREN_PER_PAGE = 20
+# Shown only when the list spans several environments.
+SCOPE_COLUMNS = ("tenant_id", "environment_id")
+# The list's sortable columns -> the sort (CustomerFilterSet's `sort`) each one asks for.
+COLUMN_SORTS = {
+    "name": "name",
+    "external_id": "external_id",
+    "email": "email",
+    "status": "status",
+    "created": "created_at",
+    "updated": "updated_at",
+}
 # The change list reads only the parent's name.
 PARENT_UNUSED_FIELDS = [
     f"parent__{field.name}"
@@ -72,19 +93,52 @@ def changelist_filters(request: HttpRequest, columns: list[str]) -> dict[str, li
     checkbox first when there are actions).
     """
     filters = {name: request.GET.getlist(name) for name in request.GET if name not in ADMIN_PARAMS}
-    if "environment" not in request.GET and "tenant" not in request.GET:
-        # By default the list shows the current environment (the switcher's), like the
-        # browsable API; `environment=` (empty) asks for every environment of one's tenants.
+    # The list shows the current environment (the switcher's), like the browsable API;
+    # `environment=all`, every environment of one's tenants. A specific id is made the
+    # current environment before this (see environment_in_url_redirect); should one reach
+    # here (a POST), it stays a filter within the operator's tenants.
+    filters.pop(ENVIRONMENT_PARAM, None)
+    choice = environment_param_choice(request)
+    if choice and not lists_all_environments(request):
+        filters[ENVIRONMENT_PARAM] = [choice]
+    elif not choice:
         environment = current_environment(request)
         if environment is not None:
-            filters["environment"] = [environment.pk]
+            filters[ENVIRONMENT_PARAM] = [environment.pk]
     column_number = request.GET.get(ORDER_VAR, "").split(".")[0]
     if column_number.lstrip("-").isdigit() and "sort" not in filters:
         index = int(column_number.lstrip("-"))
-        if 0 <= index < len(columns) and columns[index] in SORT_COLUMNS:
-            filters["sort"] = [columns[index]]
+        sort = COLUMN_SORTS.get(columns[index]) if 0 <= index < len(columns) else None
+        if sort in SORT_COLUMNS:
+            filters["sort"] = [sort]
             filters["order"] = ["desc" if column_number.startswith("-") else "asc"]
     return filters
+
+
+def environment_in_url_redirect(request: HttpRequest, *, refused_url: str | None = None):
+    """For a GET naming a specific environment (`environment=<id>`: the filter form, an old
+    link), make it the current environment and redirect to the same URL without it, as the
+    switcher does; one not the user's is refused with the switcher's message. None otherwise.
+    """
+    choice = environment_param_choice(request)
+    if request.method not in ("GET", "HEAD") or not choice or lists_all_environments(request):
+        return None
+    url = url_without_params(request.get_full_path(), (ENVIRONMENT_PARAM, PAGE_VAR))
+    if switch_environment(request, choice) is None:
+        messages.error(request, "That environment is not one of yours.")
+        url = refused_url or url
+    return HttpResponseRedirect(url)
+
+
+def compact_timestamp(value) -> str:
+    """`2024-02-10 12:00` (the full timestamp on hover): a list cell that stays narrow."""
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        value.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        local.strftime("%Y-%m-%d %H:%M"),
+    )
 
 
 class SaveRefusedError(Exception):
@@ -155,10 +209,14 @@ class CustomerChangeList(ChangeList):
         self.filter_errors = dict(self.filterset.errors) if not self.filterset.is_valid() else {}
         for name in unknown:
             self.filter_errors[name] = ["is not a filter of this list"]
-        self.has_active_filters = any(
-            value for name, value in filters.items() if name not in ("sort", "order")
+        # The current environment is no filter of its own (the header names it); listing
+        # them all is, and "Clear all filters" goes back to the current one.
+        self.all_environments = lists_all_environments(request)
+        self.has_active_filters = self.all_environments or any(
+            any(values)
+            for name, values in filters.items()
+            if name not in ("sort", "order", ENVIRONMENT_PARAM)
         )
-        self.environment_filter = (filters.get("environment") or [""])[0]
         self.clear_all_filters_qs = "?"
         if self.filter_errors:
             request.count_customers = lambda: (0, False)
@@ -195,19 +253,19 @@ class ScopedAutocompleteSelect(AutocompleteSelect):
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     form = CustomerAdminForm
+    # The scope columns last: a column's number in `o` is the same in both list modes.
     list_display = (
         "name",
         "external_id",
         "email",
         "status",
         "parent_link",
-        "tenant_id",
-        "environment_id",
-        "created_at",
-        "updated_at",
+        "created",
+        "updated",
+        *SCOPE_COLUMNS,
     )
     list_display_links = ("name",)
-    sortable_by = ("name", "external_id", "email", "status", "created_at", "updated_at")
+    sortable_by = ("name", "external_id", "email", "status", "created", "updated")
     ordering = ("-created_at",)
     search_fields = ("name",)  # the search itself is CustomerFilterSet's `q`
     search_help_text = "Name, email or external id contain these words (case-insensitive)."
@@ -262,6 +320,13 @@ class CustomerAdmin(admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return CustomerChangeList
 
+    def get_list_display(self, request):
+        """The tenant and environment columns only when listing every environment (in one,
+        the header names them)."""
+        if lists_all_environments(request):
+            return self.list_display
+        return tuple(name for name in self.list_display if name not in SCOPE_COLUMNS)
+
     def changelist_columns(self, request) -> list[str]:
         """The columns as the change list numbers them (see ChangeList.list_display)."""
         columns = list(self.get_list_display(request))
@@ -305,6 +370,14 @@ class CustomerAdmin(admin.ModelAdmin):
             str(customer),
         )
 
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, customer):
+        return compact_timestamp(customer.created_at)
+
+    @admin.display(description="Updated", ordering="updated_at")
+    def updated(self, customer):
+        return compact_timestamp(customer.updated_at)
+
     @admin.display(description="Parent")
     def parent_link(self, customer):
         if not customer.parent_id:
@@ -315,11 +388,20 @@ class CustomerAdmin(admin.ModelAdmin):
         )
 
     def changelist_view(self, request, extra_context=None):
+        redirect = environment_in_url_redirect(request)
+        if redirect is not None:
+            return redirect
+        all_environments = lists_all_environments(request)
+        current = current_environment(request)
         extra_context = {
             **(extra_context or {}),
             "export_query": request.GET.urlencode(),
             "filter_environments": environments_of_request(request),
+            "filter_environment": "all" if all_environments else (current.pk if current else ""),
             "status_choices": CustomerStatus.choices,
+            # The header switcher offers (and, here, may show) "all of my environments".
+            "switcher_offers_all": True,
+            "switcher_shows_all": all_environments,
         }
         return super().changelist_view(request, extra_context)
 
@@ -450,6 +532,13 @@ class CustomerAdmin(admin.ModelAdmin):
     def export_view(self, request):
         if not self.has_view_permission(request):
             return HttpResponseRedirect(reverse("admin:index"))
+        # The list's rule: a specific environment becomes the current one (a refusal is
+        # shown on the list, not after a download of something else).
+        redirect = environment_in_url_redirect(
+            request, refused_url=reverse("admin:customers_customer_changelist")
+        )
+        if redirect is not None:
+            return redirect
         try:
             queryset = customer_list(
                 scope=tenant_scope_for_user(request.user),

@@ -41,7 +41,7 @@ def test_staff_see_only_their_tenants_customers(operator_client, scope_a, scope_
     make_customer(scope_a.environment, name="Tenant A production")
     make_customer(scope_a_sandbox.environment, name="Tenant A sandbox")
     make_customer(scope_b.environment, name="Tenant B customer")
-    html = operator_client.get(f"{CHANGELIST}?environment=").content.decode()
+    html = operator_client.get(f"{CHANGELIST}?environment=all").content.decode()
     assert "Tenant A production" in html
     assert "Tenant A sandbox" in html
     assert "Tenant B customer" not in html
@@ -55,7 +55,8 @@ def test_the_list_shows_the_current_environment_by_default(
     assert listed_ids(operator_client) == [in_a.pk]
     operator_client.post("/environment/switch", {"environment_id": "env_a_sandbox"})
     assert listed_ids(operator_client) == [in_sandbox.pk]
-    assert set(listed_ids(operator_client, "?environment=")) == {in_a.pk, in_sandbox.pk}
+    assert listed_ids(operator_client, "?environment=") == [in_sandbox.pk]  # empty = absent
+    assert set(listed_ids(operator_client, "?environment=all")) == {in_a.pk, in_sandbox.pk}
 
 
 def test_staff_cannot_open_another_tenants_customer(operator_client, scope_b):
@@ -70,7 +71,7 @@ def test_superuser_sees_every_tenant(scope_a, scope_b):
     make_customer(scope_b.environment, name="Tenant B customer")
     client = Client()
     client.force_login(get_user_model().objects.create_superuser("root", "r@example.com", "pw"))
-    html = client.get(f"{CHANGELIST}?environment=").content.decode()
+    html = client.get(f"{CHANGELIST}?environment=all").content.decode()
     assert "Tenant A production" in html
     assert "Tenant B customer" in html
 
@@ -102,7 +103,8 @@ ROW_ID = re.compile(r'name="_selected_action" value="([^"]+)"')
 
 
 def listed_ids(client, query: str = "") -> list[str]:
-    response = client.get(f"{CHANGELIST}{query}")
+    """The ids the list shows (after the redirect of an `environment=<id>`, if any)."""
+    response = client.get(f"{CHANGELIST}{query}", follow=True)
     assert response.status_code == 200
     return ROW_ID.findall(response.content.decode())
 
@@ -133,12 +135,12 @@ class TestChangeList:
         )
         sandbox = make_customer(scope_a_sandbox.environment, created_at=at("2024-03-10T12:00:00"))
         assert listed_ids(operator_client, "?status=draft") == [child.pk]
-        assert listed_ids(operator_client, "?environment=env_a_sandbox") == [sandbox.pk]
-        assert set(listed_ids(operator_client, "?tenant=tenant_a")) == {
+        assert set(listed_ids(operator_client, "?environment=all&tenant=tenant_a")) == {
             parent.pk,
             child.pk,
             sandbox.pk,
         }
+        assert listed_ids(operator_client, "?tenant=tenant_a") == [child.pk, parent.pk]
         assert listed_ids(operator_client, "?has_parent=true") == [child.pk]
         assert child.pk not in listed_ids(operator_client, "?has_parent=false")
         assert listed_ids(operator_client, f"?parent_customer_ids={parent.pk}") == [child.pk]
@@ -146,11 +148,17 @@ class TestChangeList:
             operator_client, "?created_at_after=2024-02-01&created_at_before=2024-02-10"
         ) == [child.pk]
         assert listed_ids(operator_client, "?updated_at_before=2024-01-10") == [parent.pk]
+        # Last: choosing an environment makes it the current one.
+        assert listed_ids(operator_client, "?environment=env_a_sandbox") == [sandbox.pk]
+        assert listed_ids(operator_client) == [sandbox.pk]
 
     def test_another_tenant_cannot_be_filtered_into_view(self, operator_client, scope_b):
         make_customer(scope_b.environment)
         assert listed_ids(operator_client, "?tenant=tenant_b") == []
+        assert listed_ids(operator_client, "?environment=all&tenant=tenant_b") == []
         assert listed_ids(operator_client, "?environment=env_b") == []
+        response = operator_client.get(f"{CHANGELIST}?environment=env_b", follow=True)
+        assert "That environment is not one of yours." in response.content.decode()
 
     @pytest.mark.parametrize(
         ("query", "named"),
@@ -212,10 +220,10 @@ CustomerAdminColumns = [
     "email",
     "status",
     "parent_link",
+    "created",
+    "updated",
     "tenant_id",
     "environment_id",
-    "created_at",
-    "updated_at",
 ]
 
 
@@ -223,6 +231,137 @@ def test_the_column_list_is_what_the_tests_assume():
     from customers.admin import CustomerAdmin
 
     assert list(CustomerAdmin.list_display) == CustomerAdminColumns
+
+
+# --- one notion of environment: the list, its filter and the header switcher --------------
+
+SELECT = re.compile(r'<select[^>]*\bid="(?P<id>[^"]+)"[^>]*>(?P<options>.*?)</select>', re.S)
+SELECTED = re.compile(r'<option value="([^"]*)" selected>')
+
+
+def selected_options(html: str) -> dict[str, list[str]]:
+    """Each select of the page (by id) -> the values of its selected options."""
+    return {match["id"]: SELECTED.findall(match["options"]) for match in SELECT.finditer(html)}
+
+
+def header_and_filter(client, query: str = "") -> tuple[list[str], list[str]]:
+    html = client.get(f"{CHANGELIST}{query}").content.decode()
+    selected = selected_options(html)
+    return selected["environment-switcher-select"], selected["filter-environment"]
+
+
+def current_environment_id(client) -> str:
+    html = client.get("/admin/").content.decode()
+    return selected_options(html)["environment-switcher-select"][0]
+
+
+class TestEnvironments:
+    def test_the_header_and_the_filter_always_show_the_same_environment(
+        self, operator_client, scope_a, scope_a_sandbox
+    ):
+        assert header_and_filter(operator_client) == (["env_a"], ["env_a"])
+        assert header_and_filter(operator_client, "?environment=") == (["env_a"], ["env_a"])
+        assert header_and_filter(operator_client, "?environment=all") == (["all"], ["all"])
+        operator_client.post("/environment/switch", {"environment_id": "env_a_sandbox"})
+        assert header_and_filter(operator_client, "?status=draft") == (
+            ["env_a_sandbox"],
+            ["env_a_sandbox"],
+        )
+
+    def test_the_switchers_all_option_is_on_the_customer_list_only(self, operator_client):
+        html = operator_client.get("/admin/").content.decode()
+        assert "All of my environments (this list)" not in html
+        html = operator_client.get(CHANGELIST).content.decode()
+        assert '<option value="all">All of my environments (this list)</option>' in html
+
+    def test_an_environment_in_the_url_becomes_the_current_one(
+        self, operator_client, scope_a, scope_a_sandbox
+    ):
+        in_sandbox = make_customer(scope_a_sandbox.environment, status="draft")
+        response = operator_client.get(
+            f"{CHANGELIST}?status=draft&environment=env_a_sandbox&p=2&o=2"
+        )
+        assert response.status_code == 302
+        assert response["Location"] == f"{CHANGELIST}?status=draft&o=2"
+        assert current_environment_id(operator_client) == "env_a_sandbox"
+        assert listed_ids(operator_client, "?status=draft") == [in_sandbox.pk]
+
+    def test_an_environment_not_ones_own_is_refused_like_the_switcher_does(
+        self, operator_client, scope_a, scope_b
+    ):
+        response = operator_client.get(f"{CHANGELIST}?environment=env_b&status=draft")
+        assert response.status_code == 302
+        assert response["Location"] == f"{CHANGELIST}?status=draft"
+        html = operator_client.get(response["Location"]).content.decode()
+        assert "That environment is not one of yours." in html
+        assert current_environment_id(operator_client) == "env_a"
+
+    def test_the_switcher_drops_the_lists_environment_and_page(
+        self, operator_client, scope_a, scope_a_sandbox
+    ):
+        response = operator_client.post(
+            "/environment/switch",
+            {
+                "environment_id": "env_a_sandbox",
+                "next": f"{CHANGELIST}?environment=all&p=2&status=draft",
+            },
+        )
+        assert response["Location"] == f"{CHANGELIST}?status=draft"
+        assert current_environment_id(operator_client) == "env_a_sandbox"
+
+    def test_the_switcher_can_list_all_environments(
+        self, operator_client, scope_a, scope_a_sandbox
+    ):
+        response = operator_client.post(
+            "/environment/switch",
+            {"environment_id": "all", "next": f"{CHANGELIST}?status=draft&p=3"},
+        )
+        assert response["Location"] == f"{CHANGELIST}?status=draft&environment=all"
+        assert current_environment_id(operator_client) == "env_a"  # unchanged
+        # "all" means the customer list: from another page, it goes there.
+        response = operator_client.post(
+            "/environment/switch", {"environment_id": "all", "next": "/admin/"}
+        )
+        assert response["Location"] == f"{CHANGELIST}?environment=all"
+
+    def test_clear_all_filters_goes_back_to_the_current_environment(self, operator_client, scope_a):
+        html = operator_client.get(f"{CHANGELIST}?environment=all").content.decode()
+        assert '<a href="?" id="clear-all-filters">' in html
+        html = operator_client.get(f"{CHANGELIST}?status=draft").content.decode()
+        assert '<a href="?" id="clear-all-filters">' in html
+        # The current environment alone is no filter to clear.
+        for query in ("", "?environment="):
+            html = operator_client.get(f"{CHANGELIST}{query}").content.decode()
+            assert "clear-all-filters" not in html
+
+    def test_scope_columns_only_when_listing_every_environment(self, operator_client, scope_a):
+        make_customer(scope_a.environment)
+        html = operator_client.get(CHANGELIST).content.decode()
+        assert "column-environment_id" not in html
+        assert "column-tenant_id" not in html
+        html = operator_client.get(f"{CHANGELIST}?environment=all").content.decode()
+        assert "column-environment_id" in html
+        assert "column-tenant_id" in html
+
+    def test_export_follows_the_lists_rule(self, operator_client, scope_a, scope_a_sandbox):
+        in_a = make_customer(scope_a.environment)
+        in_sandbox = make_customer(scope_a_sandbox.environment)
+        export = f"{CHANGELIST}export.csv"
+
+        def exported(query: str = "") -> set[str]:
+            response = operator_client.get(f"{export}{query}")
+            assert response.status_code == 200
+            text = b"".join(response.streaming_content).decode()
+            return {row["id"] for row in csv.DictReader(io.StringIO(text))}
+
+        assert exported() == {in_a.pk}
+        assert exported("?environment=") == {in_a.pk}
+        assert exported("?environment=all") == {in_a.pk, in_sandbox.pk}
+        response = operator_client.get(f"{export}?environment=env_a_sandbox&status=published")
+        assert response["Location"] == f"{export}?status=published"
+        assert exported("?status=published") == {in_sandbox.pk}
+        response = operator_client.get(f"{export}?environment=env_b")
+        assert response["Location"] == CHANGELIST
 
 
 # --- parity with the API ---------------------------------------------------------------------
@@ -582,7 +721,15 @@ def test_a_search_counts_its_matches_up_to_a_limit(operator_client, scope_a, mon
 
 
 @pytest.mark.parametrize(
-    "query", ["", "?q=name", "?status=published&o=-2", "?_popup=1&_to_field=id", "?environment="]
+    "query",
+    [
+        "",
+        "?q=name",
+        "?status=published&o=-2",
+        "?_popup=1&_to_field=id",
+        "?environment=",
+        "?environment=all&o=6",
+    ],
 )
 def test_list_rows_are_the_markup_django_writes(operator_client, scope_a, query):
     """The lean row writer (customers.admin_rows) against Django's items_for_result."""

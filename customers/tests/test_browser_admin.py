@@ -40,7 +40,7 @@ PASSWORD = "browser-admin-test-password"
 
 CHANGELIST = "/admin/customers/customer/"
 # The list opens on the current environment; these journeys span both of tenant A's.
-ALL_ENVIRONMENTS = f"{CHANGELIST}?environment="
+ALL_ENVIRONMENTS = f"{CHANGELIST}?environment=all"
 ROWS = "#result_list tbody tr"
 ROW_NAMES = f"{ROWS} .field-name"
 
@@ -226,6 +226,56 @@ def test_an_invalid_date_in_the_url_is_named_not_ignored(page: Page, crm: Crm):
     expect(errors).to_contain_text("must be a date (YYYY-MM-DD)")
     # An unfiltered list would pass for a filtered one: no rows are shown instead.
     assert row_names(page) == []
+
+
+def test_the_environment_filter_and_the_header_switcher_are_one_choice(
+    page: Page, page_errors: list[str], crm: Crm
+):
+    make_customer(crm.env_a, name="Production Draft", status="draft")
+    make_customer(crm.env_a, name="Production Live")
+    make_customer(crm.env_a_sandbox, name="Sandbox Draft", status="draft")
+    header = page.locator("#environment-switcher-select")
+    sidebar = page.locator("#filter-environment")
+    log_in(page, next_path=CHANGELIST)
+    expect(header).to_have_value("env_a")
+    expect(sidebar).to_have_value("env_a")
+    assert sorted(row_names(page)) == ["Production Draft", "Production Live"]
+
+    # Choosing the sandbox in the filter form switches the header too, and the URL holds
+    # the filters only (the environment lives in the session).
+    sidebar.select_option("env_a_sandbox")
+    page.locator("#filter-status").select_option("draft")
+    submit(page, page.locator("#apply-filters"))
+    assert "environment=" not in page.url
+    assert "status=draft" in page.url
+    expect(header).to_have_value("env_a_sandbox")
+    expect(sidebar).to_have_value("env_a_sandbox")
+    assert row_names(page) == ["Sandbox Draft"]
+
+    # Switching the header back keeps the filters and shows production's drafts.
+    with page.expect_navigation():
+        header.select_option("env_a")
+    assert "status=draft" in page.url
+    expect(sidebar).to_have_value("env_a")
+    assert row_names(page) == ["Production Draft"]
+
+    # "All of my environments" in the header lists every environment; both say so.
+    with page.expect_navigation():
+        header.select_option("all")
+    assert "environment=all" in page.url
+    expect(header).to_have_value("all")
+    expect(sidebar).to_have_value("all")
+    assert sorted(row_names(page)) == ["Production Draft", "Sandbox Draft"]
+    expect(page.locator("#result_list thead th.column-environment_id")).to_be_visible()
+
+    # "Clear all filters" goes back to the current environment, which the header names.
+    submit(page, page.get_by_role("link", name="Clear all filters"))
+    assert "environment=" not in page.url
+    expect(header).to_have_value("env_a")
+    expect(sidebar).to_have_value("env_a")
+    assert sorted(row_names(page)) == ["Production Draft", "Production Live"]
+    expect(page.locator("#result_list thead th.column-environment_id")).to_have_count(0)
+    assert page_errors == []
 
 
 # --- 4. sorting -----------------------------------------------------------------------------
@@ -463,10 +513,16 @@ def test_another_tenants_customer_never_shows(page: Page, crm: Crm):
         "o => o.map(x => x.value)"
     )
     assert tenants == ["", "tenant_a"]
-    assert environments == ["", "env_a", "env_a_sandbox"]
-    for query in ("?tenant=tenant_b", "?environment=env_b"):
+    assert environments == ["all", "env_a", "env_a_sandbox"]
+    for query in ("?tenant=tenant_b", "?environment=all&tenant=tenant_b"):
         page.goto(f"{CHANGELIST}{query}")
         assert row_names(page) == [], query
+    # Tenant B's environment is refused, as the switcher refuses it: the list stays in the
+    # current environment and says why.
+    page.goto(f"{CHANGELIST}?environment=env_b")
+    expect(page.locator(".messagelist .error")).to_contain_text("not one of yours")
+    expect(page.locator("#environment-switcher-select")).to_have_value("env_a")
+    assert row_names(page) == ["Acme Tenant A"]
 
     # Nor does its change page open.
     page.goto(f"{CHANGELIST}{theirs.pk}/change/")
