@@ -23,6 +23,7 @@ from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -38,6 +39,7 @@ from customers.access import (
     tenant_scope_for_user,
     url_without_params,
 )
+from customers.events import actor_for_request, event_actor, event_changes
 from customers.exports import customers_csv_response
 from customers.filters import SORT_COLUMNS, CustomerFilterSet
 from customers.forms import CustomerAdminForm
@@ -46,6 +48,7 @@ from customers.selectors import (
     DEFERRED_JOIN_OFFSET,
     CustomerFilterError,
     count_matching_for_display,
+    customer_events,
     customer_filterset,
     customer_list,
     customers_in_scope,
@@ -67,6 +70,7 @@ ADMIN_PARAMS = {ALL_VAR, ORDER_VAR, PAGE_VAR, ERROR_FLAG, IS_POPUP_VAR, TO_FIELD
 COUNT_VAR = "count"
 ADMIN_PARAMS |= {"_changelist_filters", COUNT_VAR}
 CHILDREN_PER_PAGE = 20
+HISTORY_PER_PAGE = 50
 # Shown only when the list spans several environments.
 SCOPE_COLUMNS = ("tenant_id", "environment_id")
 # The list's sortable columns -> the sort (CustomerFilterSet's `sort`) each one asks for.
@@ -430,10 +434,14 @@ class CustomerAdmin(admin.ModelAdmin):
         data = form.api_fields()
         try:
             if change:
-                customer = customer_update(scope=obj.scope, customer_id=obj.pk, data=data)
+                customer = customer_update(
+                    scope=obj.scope, customer_id=obj.pk, data=data, actor=actor_for_request(request)
+                )
             else:
                 environment = current_environment(request)
-                customer = customer_create(scope=environment.scope, data=data)
+                customer = customer_create(
+                    scope=environment.scope, data=data, actor=actor_for_request(request)
+                )
         except (CustomerValidationError, CustomerConflictError, ServiceError) as error:
             # A concurrent write got there between the form's validation and this save.
             raise SaveRefusedError(str(error)) from error
@@ -447,6 +455,33 @@ class CustomerAdmin(admin.ModelAdmin):
         except SaveRefusedError as refused:  # the transaction is rolled back by now
             messages.error(request, f"Not saved: {refused}")
             return HttpResponseRedirect(request.get_full_path())
+
+    def history_view(self, request, object_id, extra_context=None):
+        """A customer's history is its event log: every change made through the API, these
+        pages or a command, who made it and what it changed, newest first."""
+        customer = self.get_object(request, object_id)
+        if customer is None or not self.has_view_or_change_permission(request, customer):
+            messages.warning(request, "That customer is not one of your tenants'.")
+            return HttpResponseRedirect(reverse("admin:customers_customer_changelist"))
+        events = customer_events(scope=customer.scope, customer_id=customer.pk)
+        page = Paginator(events, HISTORY_PER_PAGE).get_page(request.GET.get(PAGE_VAR))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History: {customer}",
+            "subtitle": None,
+            "object": customer,
+            "opts": self.opts,
+            "module_name": str(self.opts.verbose_name_plural).capitalize(),
+            "page": page,
+            "entries": [
+                {"event": event, "actor": event_actor(event), "changes": event_changes(event)}
+                for event in page
+            ],
+            "page_var": PAGE_VAR,
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/customers/customer/object_history.html", context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
@@ -479,7 +514,9 @@ class CustomerAdmin(admin.ModelAdmin):
             "id", "tenant_id", "environment_id", "name"
         ):
             try:
-                changed = service(scope=customer.scope, customer_id=customer.pk)
+                changed = service(
+                    scope=customer.scope, customer_id=customer.pk, actor=actor_for_request(request)
+                )
             except (CustomerConflictError, CustomerValidationError) as error:
                 refused.append(f"{customer.name}: {error}")
                 continue

@@ -1,4 +1,4 @@
-"""Identifiers: ULID-based customer ids and random API key material."""
+"""Identifiers: ULID-based customer and event ids and random API key material."""
 
 import os
 import secrets
@@ -20,6 +20,13 @@ def new_ulid() -> str:
 
 def new_customer_id() -> str:
     return CUSTOMER_ID_PREFIX + new_ulid()
+
+
+EVENT_ID_PREFIX = "evt_"
+
+
+def new_event_id() -> str:
+    return EVENT_ID_PREFIX + new_ulid()
 
 
 def new_api_key_secret() -> str:

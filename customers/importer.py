@@ -38,9 +38,13 @@ from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from customers.bulk import bulk_insert
+from customers.events import Actor, customer_created_events_record
 from customers.ids import new_customer_id
 from customers.models import Customer, CustomerStatus, Environment, Tenant, derived_keys_for
+from customers.representation import row_as_dict
 from customers.scope import Scope
+from customers.selectors import ROW_COLUMNS
 from customers.services import customer_counts_add
 from customers.validation import (
     EDITABLE_FIELDS,
@@ -60,8 +64,8 @@ TIMESTAMP_COLUMNS = frozenset({"created_at", "updated_at"})
 UTF8_BOM = b"\xef\xbb\xbf"
 
 PROGRESS_EVERY_ROWS = 5_000
+IMPORT_ACTOR = Actor.command("import_customers")
 LOOKUP_BATCH_SIZE = 50_000
-BULK_CREATE_BATCH_SIZE = 2_000
 
 
 class CustomerImportError(Exception):
@@ -144,8 +148,12 @@ def import_customers_csv(
     tenant_id: str,
     environment_id: str,
     on_progress: ProgressCallback | None = None,
+    actor: Actor = IMPORT_ACTOR,
 ) -> ImportResult:
-    """Import every record of the CSV file at ``path`` into the scope, or none of them."""
+    """Import every record of the CSV file at ``path`` into the scope, or none of them.
+
+    Each customer gets its ``customer.created`` event, by ``actor``, in the same transaction.
+    """
     started = time.perf_counter()
     scope = existing_scope(tenant_id=tenant_id, environment_id=environment_id)
 
@@ -166,6 +174,9 @@ def import_customers_csv(
             report("writing", len(rows), len(rows))
             check_no_parent_cycles(rows=rows)
             check_parents_in_scope(rows=rows, scope=scope)
+            customer_created_events_record(
+                customers=(imported_customer(row, scope) for row in rows), scope=scope, actor=actor
+            )
     except OSError as error:
         raise CustomerImportError(f"cannot read {os.fspath(path)!r}: {error.strerror}") from None
     except IntegrityError as error:
@@ -176,6 +187,12 @@ def import_customers_csv(
             f"the import conflicts with a concurrent change and wrote nothing: {error}"
         ) from None
     return ImportResult(scope=scope, imported=len(rows), seconds=time.perf_counter() - started)
+
+
+def imported_customer(row: CustomerRow, scope: Scope) -> dict[str, Any]:
+    """An imported row as the API returns the customer (its event's object)."""
+    values = {**row._asdict(), "tenant_id": scope.tenant_id, "environment_id": scope.environment_id}
+    return row_as_dict(tuple(values[column] for column in ROW_COLUMNS))
 
 
 def reading_only(report: Reporter) -> Reporter:
@@ -622,12 +639,14 @@ def write_rows(
     databases), so a child may be written before its parent.
     """
     statuses: Counter[str] = Counter()
-    counted = counting_statuses(rows, statuses)
+    scope_values = (scope.tenant_id, scope.environment_id)
     report("writing", 0, total)
-    if connection.vendor == "postgresql":
-        copy_rows(rows=counted, scope=scope, report=report, total=total)
-    else:
-        bulk_create_rows(rows=counted, scope=scope, report=report, total=total)
+    bulk_insert(
+        Customer,
+        WRITTEN_ATTRIBUTES,
+        (scope_values + written_values(row) for row in counting_statuses(rows, statuses)),
+        on_progress=lambda done: report("writing", done, total),
+    )
     if add_counts:
         customer_counts_add(scope=scope, deltas=statuses)
     return statuses
@@ -637,58 +656,3 @@ def counting_statuses(rows: Iterable[CustomerRow], statuses: Counter[str]):
     for row in rows:
         statuses[row.status] += 1
         yield row
-
-
-def copy_rows(
-    *, rows: Iterable[CustomerRow], scope: Scope, report: Reporter, total: int | None
-) -> None:
-    """COPY: several times faster than INSERTs, and one statement for all the rows.
-
-    The binary format sends each value as its column's type (jsonb, timestamptz, text), so
-    no text escaping is needed on either side. The server inserts rows as they arrive, so
-    while ``rows`` computes the next ones the database is indexing the previous ones.
-    """
-    field_of = {field.attname: field for field in Customer._meta.concrete_fields}
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field_of[attribute].column) for attribute in WRITTEN_ATTRIBUTES)
-    statement = f"COPY {quote(Customer._meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)"
-    copy_types = {"JSONField": "jsonb", "DateTimeField": "timestamptz"}  # all else is text
-    types = [
-        copy_types.get(field_of[attribute].get_internal_type(), "text")
-        for attribute in WRITTEN_ATTRIBUTES
-    ]
-    scope_values = (scope.tenant_id, scope.environment_id)
-    done = 0
-    # The raw psycopg cursor bypasses Django's error translation: restore it, so that a
-    # conflict is an IntegrityError here as on SQLite.
-    with (
-        connection.wrap_database_errors,
-        connection.cursor() as cursor,
-        cursor.cursor.copy(statement) as copy,
-    ):
-        copy.set_types(types)
-        for done, row in enumerate(rows, start=1):
-            copy.write_row(scope_values + written_values(row))
-            if done % PROGRESS_EVERY_ROWS == 0:
-                report("writing", done, total)
-    report("writing", done, total)
-
-
-def bulk_create_rows(
-    *, rows: Iterable[CustomerRow], scope: Scope, report: Reporter, total: int | None
-) -> None:
-    # Built batch by batch, so that the model instances of the whole file never coexist.
-    scope_values = (scope.tenant_id, scope.environment_id)
-    done = 0
-    iterator = iter(rows)
-    while batch := list(islice(iterator, BULK_CREATE_BATCH_SIZE)):
-        Customer.objects.bulk_create(
-            [
-                Customer(
-                    **dict(zip(WRITTEN_ATTRIBUTES, scope_values + written_values(row), strict=True))
-                )
-                for row in batch
-            ]
-        )
-        done += len(batch)
-        report("writing", done, total)

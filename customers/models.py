@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from customers.ids import new_customer_id
+from customers.ids import new_customer_id, new_event_id
 from customers.scope import Scope
 
 
@@ -290,3 +290,53 @@ class CustomerStatusCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.environment_id} {self.status}: {self.count}"
+
+
+class CustomerEventType(models.TextChoices):
+    CREATED = "customer.created", "Created"
+    UPDATED = "customer.updated", "Updated"
+    ARCHIVED = "customer.archived", "Archived"
+    RESTORED = "customer.restored", "Restored"
+    ERASED = "customer.erased", "Erased"
+
+
+class ActorType(models.TextChoices):
+    API_KEY = "api_key", "API key"
+    USER = "user", "User"
+    COMMAND = "command", "Command"
+
+
+class CustomerEvent(models.Model):
+    """One change to a customer, written in the change's own transaction (the event log).
+
+    ``data`` is ``{"object": the customer as the API returns it after the change,
+    "previous_attributes": the old value of every field that changed}``.
+    """
+
+    id = CodePointCharField(primary_key=True, max_length=40, default=new_event_id)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, db_index=False)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, db_index=False)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, db_index=False, related_name="events"
+    )
+    type = CodePointCharField(max_length=32, choices=CustomerEventType.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    actor_type = CodePointCharField(max_length=16, choices=ActorType.choices)
+    actor_id = models.CharField(max_length=150)
+    request_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    data = models.JSONField()
+
+    class Meta:
+        indexes = [
+            # The scope's log, newest first; and one customer's history.
+            models.Index(
+                fields=["tenant", "environment", "created_at", "id"], name="event_scope_created"
+            ),
+            models.Index(
+                fields=["tenant", "environment", "customer", "created_at", "id"],
+                name="event_scope_customer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.customer_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"

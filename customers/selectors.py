@@ -13,7 +13,7 @@ from django.db.models import Expression, QuerySet
 from django.db.models.query import ModelIterable
 
 from customers.filters import CustomerFilterSet
-from customers.models import Customer, CustomerStatus, CustomerStatusCount
+from customers.models import Customer, CustomerEvent, CustomerStatus, CustomerStatusCount
 from customers.scope import Scope, TenantScope
 from customers.text import abbreviated
 from customers.validation import CUSTOMER_ID_PATTERN
@@ -285,3 +285,10 @@ def customer_page(
     else:
         total = count_matching(filterset, scope=scope)
     return CustomerPage(rows=rows, total=total, limit=limit, offset=offset)
+
+
+def customer_events(*, scope: Scope, customer_id: str) -> QuerySet[CustomerEvent]:
+    """One customer's events, newest first (its history)."""
+    return CustomerEvent.objects.filter(
+        tenant_id=scope.tenant_id, environment_id=scope.environment_id, customer_id=customer_id
+    ).order_by("-created_at", "-id")

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from customers.events import Actor, customer_event_record
 from customers.ids import new_api_key_secret
 from customers.models import (
     ApiKey,
@@ -224,8 +225,10 @@ def check_parent(*, scope: Scope, customer_id: str | None, parent_id: str | None
 
 
 @transaction.atomic
-def customer_create(*, scope: Scope, data: Mapping[str, Any]) -> Customer:
-    """A new customer of ``scope`` from API field names; ``status`` defaults to published."""
+def customer_create(*, scope: Scope, data: Mapping[str, Any], actor: Actor) -> Customer:
+    """A new customer of ``scope`` from API field names; ``status`` defaults to published.
+
+    Records its ``customer.created`` event, by ``actor``, in the same transaction."""
     cleaned = clean_customer_fields(data, fields=EDITABLE_FIELDS)
     parent_id = cleaned.pop("parent_customer_id", None)
     check_parent(scope=scope, customer_id=None, parent_id=parent_id)
@@ -244,12 +247,18 @@ def customer_create(*, scope: Scope, data: Mapping[str, Any]) -> Customer:
         raise conflict_for(customer.external_id)
     save_customer(customer=customer)
     customer_counts_add(scope=scope, deltas={customer.status: 1})
+    customer_event_record(customer=customer, actor=actor, previous=None)
     return customer
 
 
 @transaction.atomic
-def customer_update(*, scope: Scope, customer_id: str, data: Mapping[str, Any]) -> Customer:
-    """Change only the fields given (``metadata`` is replaced whole); ``updated_at`` moves."""
+def customer_update(
+    *, scope: Scope, customer_id: str, data: Mapping[str, Any], actor: Actor
+) -> Customer:
+    """Change only the fields given (``metadata`` is replaced whole); ``updated_at`` moves.
+
+    A change records its event (updated, archived or restored) by ``actor``; a call that
+    changes nothing records nothing."""
     cleaned = clean_customer_fields(data, partial=True, fields=EDITABLE_FIELDS)
     if "parent_customer_id" in cleaned:
         # Before the row lock: every parent change takes the two locks in the same order.
@@ -263,6 +272,7 @@ def customer_update(*, scope: Scope, customer_id: str, data: Mapping[str, Any]) 
     changed = [field for field, value in cleaned.items() if getattr(customer, field) != value]
     if not changed:
         return customer
+    previous = {field: getattr(customer, field) for field in changed}
     previous_status = customer.status
     for field in changed:
         setattr(customer, field, cleaned[field])
@@ -277,18 +287,25 @@ def customer_update(*, scope: Scope, customer_id: str, data: Mapping[str, Any]) 
     save_customer(customer=customer, update_fields=[*changed, "updated_at"])
     if customer.status != previous_status:
         customer_counts_add(scope=scope, deltas={previous_status: -1, customer.status: 1})
+    customer_event_record(customer=customer, actor=actor, previous=previous)
     return customer
 
 
-def customer_archive(*, scope: Scope, customer_id: str) -> Customer:
+def customer_archive(*, scope: Scope, customer_id: str, actor: Actor) -> Customer:
     """The delete: status becomes archived. Archiving an archived customer changes nothing."""
     return customer_update(
-        scope=scope, customer_id=customer_id, data={"status": CustomerStatus.ARCHIVED}
+        scope=scope,
+        customer_id=customer_id,
+        data={"status": CustomerStatus.ARCHIVED},
+        actor=actor,
     )
 
 
-def customer_restore(*, scope: Scope, customer_id: str) -> Customer:
+def customer_restore(*, scope: Scope, customer_id: str, actor: Actor) -> Customer:
     """Undo an archive: the customer is published again (409 if its external id is taken)."""
     return customer_update(
-        scope=scope, customer_id=customer_id, data={"status": CustomerStatus.PUBLISHED}
+        scope=scope,
+        customer_id=customer_id,
+        data={"status": CustomerStatus.PUBLISHED},
+        actor=actor,
     )

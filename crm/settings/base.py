@@ -28,7 +28,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost, so that every /v1/ error, whichever layer answers it, gets the envelope.
+    # Outermost: every response, whoever answers it, carries the request's X-Request-ID.
+    "customers.request_id.RequestIdMiddleware",
+    # Next, so that every /v1/ error, whichever layer answers it, gets the envelope.
     "customers.api.middleware.ApiErrorEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files (admin, browsable API, Swagger UI) under gunicorn.

@@ -29,6 +29,7 @@ from customers.api.schema import (
     CustomerUpdateSchemaSerializer,
 )
 from customers.api.serializers import CustomerSerializer, customer_fields_from_body
+from customers.events import actor_for_request
 from customers.filters import check_single_value
 from customers.representation import customer_as_dict
 from customers.selectors import (
@@ -87,7 +88,9 @@ class CustomerViewSet(viewsets.GenericViewSet):
         """Create a customer; `status` defaults to `published`."""
         fields = customer_fields_from_body(request.data)
         with service_errors_as_api_errors():
-            customer = customer_create(scope=request.scope, data=fields)
+            customer = customer_create(
+                scope=request.scope, data=fields, actor=actor_for_request(request)
+            )
         return Response(customer_as_dict(customer), status=201)
 
     @extend_schema(
@@ -124,7 +127,12 @@ class CustomerViewSet(viewsets.GenericViewSet):
         """Change only the fields sent (PUT and PATCH alike); `metadata` is replaced whole."""
         fields = customer_fields_from_body(request.data)
         with service_errors_as_api_errors():
-            customer = customer_update(scope=request.scope, customer_id=customer_id, data=fields)
+            customer = customer_update(
+                scope=request.scope,
+                customer_id=customer_id,
+                data=fields,
+                actor=actor_for_request(request),
+            )
         return Response(customer_as_dict(customer))
 
     update = partial_update
@@ -140,7 +148,9 @@ class CustomerViewSet(viewsets.GenericViewSet):
     def destroy(self, request: Request, customer_id: str) -> Response:
         """Archive the customer (the soft delete); it stays readable by id."""
         with service_errors_as_api_errors():
-            customer_archive(scope=request.scope, customer_id=customer_id)
+            customer_archive(
+                scope=request.scope, customer_id=customer_id, actor=actor_for_request(request)
+            )
         return Response(status=204)
 
     @extend_schema(

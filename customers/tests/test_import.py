@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from customers import importer
+from customers import bulk, importer
 from customers.importer import (
     CustomerImportError,
     ImportResult,
@@ -623,7 +623,7 @@ def test_a_conflict_found_while_writing_writes_nothing(scope_a, scope_b, tmp_pat
     # no row to blame (as when a concurrent writer's row has gone again by then).
     make_customer(scope_b.environment, id="c250")
     monkeypatch.setattr(importer, "check_rows_against_database", lambda **_: None)
-    monkeypatch.setattr(importer, "BULK_CREATE_BATCH_SIZE", 10)  # several batches on SQLite
+    monkeypatch.setattr(bulk, "BULK_CREATE_BATCH_SIZE", 10)  # several batches on SQLite
     rows = [["id", "external_id", "name"]] + [[f"c{n}", f"e{n}", f"N{n}"] for n in range(251)]
 
     with pytest.raises(CustomerImportError, match="concurrent change") as caught:
