@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from customers.models import ApiKey, Customer, Environment, Membership, Tenant
+from customers.models import ApiKey, Customer, CustomerEvent, Environment, Membership, Tenant
 from customers.tests.factories import make_customer, make_environment
 
 pytestmark = pytest.mark.django_db
@@ -129,6 +129,9 @@ class TestSeedDemo:
         run("seed_demo")
         assert Customer.objects.count() == count
         assert ApiKey.objects.count() == 1
+        # Each demo customer was recorded as created once, by the command.
+        events = CustomerEvent.objects.filter(type="customer.created", actor_id="seed_demo")
+        assert events.count() == count
         response = APIClient().get("/v1/customers?limit=5", HTTP_AUTHORIZATION=f"Bearer {raw_key}")
         assert response.status_code == 200
         assert (

@@ -7,7 +7,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from customers.demo import demo_customers
+from customers.events import Actor, customer_created_events_record
 from customers.models import ApiKey, Customer, hash_api_key
+from customers.representation import customer_as_dict
 from customers.services import (
     api_key_create,
     customer_counts_add,
@@ -42,6 +44,11 @@ class Command(BaseCommand):
             Customer.objects.bulk_create(missing, batch_size=500)
             customer_counts_add(
                 scope=environment.scope, deltas=Counter(customer.status for customer in missing)
+            )
+            customer_created_events_record(
+                customers=(customer_as_dict(customer) for customer in missing),
+                scope=environment.scope,
+                actor=Actor.command("seed_demo"),
             )
             self.stderr.write(
                 f"{environment_id}: {len(missing)} customers added, {len(existing)} already there"
