@@ -4,7 +4,7 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from customers.ids import CROCKFORD_BASE32, CUSTOMER_ID_PREFIX
+from customers.ids import CUSTOMER_ID_PREFIX, five_bit_groups, ulid_bytes
 from customers.models import Customer, CustomerStatus
 from customers.scope import Scope
 
@@ -122,12 +122,9 @@ SPREAD = timedelta(days=3 * 365)
 
 def deterministic_customer_id(rng: random.Random, created_at: datetime) -> str:
     """A ULID-shaped id from the creation time and the seeded generator (stable across runs)."""
-    value = (int(created_at.timestamp() * 1000) << 80) | rng.getrandbits(80)
-    chars = []
-    for _ in range(26):
-        chars.append(CROCKFORD_BASE32[value & 31])
-        value >>= 5
-    return CUSTOMER_ID_PREFIX + "".join(reversed(chars))
+    milliseconds = int(created_at.timestamp() * 1000)
+    randomness = five_bit_groups(rng.getrandbits(80))
+    return CUSTOMER_ID_PREFIX + ulid_bytes(milliseconds, randomness).decode()
 
 
 def demo_customers(*, scope: Scope, count: int, seed: int, id_tag: str) -> Iterator[Customer]:

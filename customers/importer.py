@@ -44,23 +44,25 @@ from customers.ids import new_customer_id
 from customers.models import Customer, CustomerStatus, Environment, Tenant, derived_keys_for
 from customers.representation import row_as_dict
 from customers.scope import Scope
-from customers.selectors import ROW_COLUMNS
 from customers.services import customer_counts_add
-from customers.validation import (
-    EDITABLE_FIELDS,
+from customers.shape import (
+    FIELD_NAMES,
+    NULLABLE_FIELDS,
     REQUIRED_FIELDS,
-    SERVER_OWNED_FIELDS,
-    CustomerValidationError,
-    clean_customer_fields,
+    ROW_ATTRIBUTES,
+    SCOPE_FIELDS,
+    TIMESTAMP_FIELDS,
 )
+from customers.validation import CustomerValidationError, clean_customer_fields
 
-KNOWN_COLUMNS = frozenset(EDITABLE_FIELDS + SERVER_OWNED_FIELDS)
+# Every field of the contract is a column an import may have (an export imports as it is).
+KNOWN_COLUMNS = frozenset(FIELD_NAMES)
 # Allowed so that an export imports as it is, but only when they repeat the command's scope.
-SCOPE_COLUMNS = ("tenant_id", "environment_id")
-NULL_WHEN_EMPTY_COLUMNS = frozenset({"email", "parent_customer_id"})
+SCOPE_COLUMNS = SCOPE_FIELDS
+NULL_WHEN_EMPTY_COLUMNS = NULLABLE_FIELDS
 # An empty cell leaves these out, so that the import's default applies.
-DEFAULT_WHEN_EMPTY_COLUMNS = frozenset({"id", "status", "created_at", "updated_at"})
-TIMESTAMP_COLUMNS = frozenset({"created_at", "updated_at"})
+DEFAULT_WHEN_EMPTY_COLUMNS = frozenset({"id", "status", *TIMESTAMP_FIELDS})
+TIMESTAMP_COLUMNS = frozenset(TIMESTAMP_FIELDS)
 UTF8_BOM = b"\xef\xbb\xbf"
 
 PROGRESS_EVERY_ROWS = 5_000
@@ -192,7 +194,7 @@ def import_customers_csv(
 def imported_customer(row: CustomerRow, scope: Scope) -> dict[str, Any]:
     """An imported row as the API returns the customer (its event's object)."""
     values = {**row._asdict(), "tenant_id": scope.tenant_id, "environment_id": scope.environment_id}
-    return row_as_dict(tuple(values[column] for column in ROW_COLUMNS))
+    return row_as_dict(tuple(values[attribute] for attribute in ROW_ATTRIBUTES))
 
 
 def reading_only(report: Reporter) -> Reporter:
@@ -325,7 +327,7 @@ def read_header(records: Iterator[tuple[int, list[str]]]) -> list[str]:
                 line=line,
                 field=column,
                 message=f"unknown column {column!r}; the columns are the API's field names: "
-                + ", ".join(EDITABLE_FIELDS + SERVER_OWNED_FIELDS),
+                + ", ".join(FIELD_NAMES),
             )
         if column in seen:
             raise ImportRowError(

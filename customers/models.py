@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from customers.ids import new_customer_id, new_event_id
 from customers.scope import Scope
+from customers.shape import max_length_of
 
 
 class CodePointCollationMixin:
@@ -145,22 +146,37 @@ def derived_keys_for(*, name: str, email: str | None, external_id: str) -> tuple
 
 
 class Customer(models.Model):
-    id = CodePointCharField(primary_key=True, max_length=50, default=new_customer_id)
+    id = CodePointCharField(
+        primary_key=True, max_length=max_length_of("id"), default=new_customer_id
+    )
     tenant = models.ForeignKey(
         Tenant, on_delete=models.PROTECT, related_name="customers", db_index=False
     )
     environment = models.ForeignKey(
         Environment, on_delete=models.PROTECT, related_name="customers", db_index=False
     )
-    external_id = CodePointCharField(max_length=255)
-    name = models.CharField(max_length=255)
-    email = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (contract: null)
-    address_line1 = models.CharField(max_length=255, blank=True, default="")
-    address_line2 = models.CharField(max_length=255, blank=True, default="")
-    address_city = models.CharField(max_length=100, blank=True, default="")
-    address_state = models.CharField(max_length=100, blank=True, default="")
-    address_postal_code = models.CharField(max_length=20, blank=True, default="")
-    address_country = models.CharField(max_length=2, blank=True, default="")
+    # Lengths and nullability from customers.shape (the one definition of the fields).
+    external_id = CodePointCharField(max_length=max_length_of("external_id"))
+    name = models.CharField(max_length=max_length_of("name"))
+    email = models.CharField(max_length=max_length_of("email"), null=True, blank=True)  # noqa: DJ001
+    address_line1 = models.CharField(
+        max_length=max_length_of("address_line1"), blank=True, default=""
+    )
+    address_line2 = models.CharField(
+        max_length=max_length_of("address_line2"), blank=True, default=""
+    )
+    address_city = models.CharField(
+        max_length=max_length_of("address_city"), blank=True, default=""
+    )
+    address_state = models.CharField(
+        max_length=max_length_of("address_state"), blank=True, default=""
+    )
+    address_postal_code = models.CharField(
+        max_length=max_length_of("address_postal_code"), blank=True, default=""
+    )
+    address_country = models.CharField(
+        max_length=max_length_of("address_country"), blank=True, default=""
+    )
     parent = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,
@@ -172,7 +188,9 @@ class Customer(models.Model):
     )
     metadata = models.JSONField(default=dict, blank=True)
     status = CodePointCharField(
-        max_length=16, choices=CustomerStatus.choices, default=CustomerStatus.PUBLISHED
+        max_length=max_length_of("status"),
+        choices=CustomerStatus.choices,
+        default=CustomerStatus.PUBLISHED,
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

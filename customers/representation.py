@@ -9,18 +9,17 @@ from typing import Any
 
 from customers.models import Customer
 from customers.selectors import ROW_COLUMNS
+from customers.shape import API_NAME_OF_ATTRIBUTE, FIELD_NAMES
 
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-# The contract's customer keys, in order: ROW_COLUMNS with the parent named as the API does.
-CUSTOMER_FIELDS = tuple(
-    "parent_customer_id" if column == "parent_id" else column for column in ROW_COLUMNS
-)
-# Model attribute -> API field name, where they differ.
-API_FIELD_OF_ATTRIBUTE = {"parent_id": "parent_customer_id"}
+# The contract's customer keys, in order (customers.shape), and the attributes they are
+# read from where the names differ.
+CUSTOMER_FIELDS = FIELD_NAMES
+API_FIELD_OF_ATTRIBUTE = API_NAME_OF_ATTRIBUTE
 
 
 def row_as_dict(row: tuple) -> dict[str, Any]:

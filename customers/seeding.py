@@ -41,9 +41,10 @@ from customers.demo import (
     STREETS,
 )
 from customers.exports import COLUMNS as EXPORT_COLUMNS
-from customers.ids import CROCKFORD_BASE32, CUSTOMER_ID_PREFIX
+from customers.ids import CUSTOMER_ID_PREFIX, ULID_LENGTH, ulid_bytes
 from customers.importer import CustomerRow, write_rows
 from customers.models import Customer, CustomerStatus, derived_keys_for
+from customers.representation import rfc3339
 from customers.scope import Scope
 from customers.selectors import ROW_COLUMNS
 from customers.services import customer_counts_add, environment_ensure
@@ -124,14 +125,6 @@ MANAGED_METADATA = [
     {**plain, "account_manager": manager} for plain in PLAIN_METADATA for manager in PEOPLE
 ]
 
-# ULIDs: 48 bits of milliseconds then 80 random bits, in Crockford base32. The time is
-# encoded ten bits (two characters) at a time; the random part is 16 random bytes mapped
-# onto the alphabet (5 random bits each), which is cheaper than encoding an integer.
-CROCKFORD_PAIRS_BYTES = [
-    (first + second).encode() for first in CROCKFORD_BASE32 for second in CROCKFORD_BASE32
-]
-BYTE_TO_CROCKFORD = bytes(ord(CROCKFORD_BASE32[byte & 31]) for byte in range(256))
-ULID_LENGTH = 26
 START_MS = int(START.timestamp()) * 1000
 SPAN_US = SPAN // timedelta(microseconds=1)
 UPDATE_SPAN_US = UPDATE_SPAN // timedelta(microseconds=1)
@@ -174,7 +167,7 @@ def seed_block_rows(
     rand, random_bytes = rng.random, rng.randbytes
     step_us = SPAN_US // max(count, 1)
     one_us = timedelta(microseconds=1)
-    pairs, to_crockford, prefix = CROCKFORD_PAIRS_BYTES, BYTE_TO_CROCKFORD, CUSTOMER_ID_PREFIX
+    prefix = CUSTOMER_ID_PREFIX
     external_prefix = f"acct_{seed}_"
     companies, persons, line1s, suites = COMPANIES, PERSONS, LINE1, SUITES
     places, mailboxes, mail_domains = PLACES, MAILBOXES, PERSONAL_MAIL_DOMAINS
@@ -198,14 +191,7 @@ def seed_block_rows(
     for number in numbers:
         created_us = (number - 1) * step_us + int(rand() * step_us)
         ms = start_ms + created_us // 1000
-        ulid = (
-            pairs[ms >> 40]
-            + pairs[(ms >> 30) & 1023]
-            + pairs[(ms >> 20) & 1023]
-            + pairs[(ms >> 10) & 1023]
-            + pairs[ms & 1023]
-            + random_bytes(16).translate(to_crockford)
-        )
+        ulid = ulid_bytes(ms, random_bytes(16))
         customer_id = prefix + ulid.decode()
         external_id = external_prefix + str(number).zfill(7)
         city, state, postal_code, country = places[int(rand() * n_places)]
@@ -559,7 +545,7 @@ def seed_csv_cells(row: CustomerRow, *, scope: Scope) -> list[str]:
         if value is None:
             cells.append("")
         elif isinstance(value, datetime):
-            cells.append(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+            cells.append(rfc3339(value))
         elif isinstance(value, dict):
             cells.append(json.dumps(value, ensure_ascii=False) if value else "")
         else:

@@ -15,6 +15,7 @@ from django.db.models.query import ModelIterable
 from customers.filters import CustomerFilterSet
 from customers.models import Customer, CustomerEvent, CustomerStatus, CustomerStatusCount
 from customers.scope import Scope, TenantScope
+from customers.shape import ROW_ATTRIBUTES
 from customers.text import abbreviated
 from customers.validation import CUSTOMER_ID_PATTERN
 
@@ -102,25 +103,7 @@ def customer_list(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> 
 
 
 # The columns a list row is read with (model attribute names), in the contract's order.
-ROW_COLUMNS = (
-    "id",
-    "external_id",
-    "name",
-    "email",
-    "address_line1",
-    "address_line2",
-    "address_city",
-    "address_state",
-    "address_postal_code",
-    "address_country",
-    "parent_id",
-    "metadata",
-    "environment_id",
-    "tenant_id",
-    "status",
-    "created_at",
-    "updated_at",
-)
+ROW_COLUMNS = ROW_ATTRIBUTES
 PARENT_ROW_COLUMNS = tuple(f"parent__{column}" for column in ROW_COLUMNS)
 
 

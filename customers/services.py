@@ -27,8 +27,9 @@ from customers.models import (
 )
 from customers.scope import Scope
 from customers.selectors import customer_get, customers_in_scope, live_external_id_taken
+from customers.shape import EDITABLE_FIELDS
 from customers.text import abbreviated
-from customers.validation import EDITABLE_FIELDS, CustomerValidationError, clean_customer_fields
+from customers.validation import CustomerValidationError, clean_customer_fields
 
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 OPERATORS_GROUP = "Customer operators"

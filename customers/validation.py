@@ -15,39 +15,28 @@ from django.core.validators import EmailValidator
 
 from customers.countries import ISO_3166_ALPHA2
 from customers.models import CustomerStatus
+from customers.shape import (
+    EDITABLE_FIELDS,
+    FIELD,
+    MAX_METADATA_KEY_LENGTH,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_VALUE_LENGTH,
+    PLAIN_TEXT_FIELDS,
+    REQUIRED_FIELDS,
+    max_length_of,
+)
 from customers.text import text_problem
 
-CUSTOMER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,50}")
-MAX_METADATA_KEYS = 50
-MAX_METADATA_KEY_LENGTH = 40
-MAX_METADATA_VALUE_LENGTH = 500
+CUSTOMER_ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{max_length_of('id')}}}")
+
+CUSTOMER_ID_MESSAGE = (
+    f"must be a customer id (1 to {max_length_of('id')} letters, digits, '_' or '-')"
+)
 
 # Field name -> (required, maximum length) for the plain text fields.
 TEXT_FIELD_LIMITS: dict[str, tuple[bool, int]] = {
-    "external_id": (True, 255),
-    "name": (True, 255),
-    "address_line1": (False, 255),
-    "address_line2": (False, 255),
-    "address_city": (False, 100),
-    "address_state": (False, 100),
-    "address_postal_code": (False, 20),
+    name: (FIELD[name].required, max_length_of(name)) for name in PLAIN_TEXT_FIELDS
 }
-EDITABLE_FIELDS = (
-    "external_id",
-    "name",
-    "email",
-    "address_line1",
-    "address_line2",
-    "address_city",
-    "address_state",
-    "address_postal_code",
-    "address_country",
-    "parent_customer_id",
-    "metadata",
-    "status",
-)
-SERVER_OWNED_FIELDS = ("id", "tenant_id", "environment_id", "created_at", "updated_at")
-REQUIRED_FIELDS = ("external_id", "name")
 
 email_validator = EmailValidator()
 # Django compiles its patterns lazily behind a proxy; the proxy costs more than the match.
@@ -117,7 +106,7 @@ def check_email(value: Any) -> str | None:
         return None
     if value == "":
         return "must be a valid email address, or null for none (not an empty string)"
-    problem = check_plain_text(value, required=False, max_length=255)
+    problem = check_plain_text(value, required=False, max_length=max_length_of("email"))
     if problem:
         return problem
     if not email_is_valid(value):
@@ -142,7 +131,7 @@ def check_customer_reference(value: Any) -> str | None:
     if problem:
         return problem
     if not CUSTOMER_ID_PATTERN.fullmatch(value):
-        return "must be a customer id (1 to 50 letters, digits, '_' or '-')"
+        return CUSTOMER_ID_MESSAGE
     return None
 
 
@@ -183,7 +172,7 @@ def check_timestamp(value: Any) -> str | None:
 
 def check_customer_id(value: Any) -> str | None:
     if value is None:
-        return "must be a customer id (1 to 50 letters, digits, '_' or '-')"
+        return CUSTOMER_ID_MESSAGE
     return check_customer_reference(value)
 
 

@@ -33,13 +33,13 @@ from customers.filters import (
     SORT_COLUMNS,
 )
 from customers.models import CustomerStatus
-from customers.validation import (
-    CUSTOMER_ID_PATTERN,
+from customers.shape import (
     MAX_METADATA_KEY_LENGTH,
     MAX_METADATA_KEYS,
     MAX_METADATA_VALUE_LENGTH,
-    TEXT_FIELD_LIMITS,
+    max_length_of,
 )
+from customers.validation import CUSTOMER_ID_PATTERN, TEXT_FIELD_LIMITS
 
 # ---------------------------------------------------------------------------------------------
 # Security schemes: one key, two ways of sending it.
@@ -200,7 +200,7 @@ class CustomerSchemaSerializer(serializers.Serializer):
     """A customer: always these 17 keys, in this order, `null` where unset."""
 
     id = string_field(
-        max_length=50,
+        max_length=max_length_of("id"),
         pattern=CUSTOMER_ID_SCHEMA_PATTERN,
         help_text=(
             "`cust_` and a 26-character ULID when the server made it; an imported customer may "
@@ -213,7 +213,7 @@ class CustomerSchemaSerializer(serializers.Serializer):
     )
     name = text_field("name")
     email = serializers.EmailField(
-        max_length=255,
+        max_length=max_length_of("email"),
         allow_null=True,
         help_text="Stored as given, matched case-insensitively; not unique.",
     )
@@ -223,7 +223,7 @@ class CustomerSchemaSerializer(serializers.Serializer):
     address_state = text_field("address_state", allow_blank=True)
     address_postal_code = text_field("address_postal_code", allow_blank=True)
     address_country = string_field(
-        max_length=2,
+        max_length=max_length_of("address_country"),
         pattern=r"^([A-Z]{2})?$",
         help_text='An ISO 3166-1 alpha-2 code, uppercase, or `""`.',
     )
@@ -346,7 +346,7 @@ def customer_write_fields(*, create: bool) -> dict[str, serializers.Field]:
         ),
         "name": text("name"),
         "email": string_field(
-            max_length=255,
+            max_length=max_length_of("email"),
             min_length=1,
             pattern=NO_NUL_SCHEMA_PATTERN,
             string_format="email",
@@ -360,7 +360,7 @@ def customer_write_fields(*, create: bool) -> dict[str, serializers.Field]:
         "address_state": text("address_state"),
         "address_postal_code": text("address_postal_code"),
         "address_country": string_field(
-            max_length=2,
+            max_length=max_length_of("address_country"),
             pattern=r"^([A-Za-z]{2})?$",
             required=False,
             help_text=(
@@ -370,7 +370,7 @@ def customer_write_fields(*, create: bool) -> dict[str, serializers.Field]:
         ),
         "parent_customer_id": string_field(
             min_length=1,
-            max_length=50,
+            max_length=max_length_of("parent_customer_id"),
             pattern=CUSTOMER_ID_SCHEMA_PATTERN,
             allow_null=True,
             required=False,

@@ -12,7 +12,7 @@ from customers.representation import (
     row_as_dict,
     row_with_parent_as_dict,
 )
-from customers.validation import EDITABLE_FIELDS, SERVER_OWNED_FIELDS
+from customers.shape import EDITABLE_FIELDS, SERVER_OWNED_FIELDS, max_length_of
 
 __all__ = ["CUSTOMER_FIELDS", "CustomerSerializer", "customer_fields_from_body"]
 
@@ -21,17 +21,31 @@ class CustomerSerializer(serializers.Serializer):
     """Describes the shape (browsable API, schema); rendering goes through customer_as_dict."""
 
     id = serializers.CharField(read_only=True)
-    external_id = serializers.CharField(max_length=255)
-    name = serializers.CharField(max_length=255)
+    external_id = serializers.CharField(max_length=max_length_of("external_id"))
+    name = serializers.CharField(max_length=max_length_of("name"))
     # `initial` is what the browsable API's raw form is prefilled with: a body that posts as
     # it is once external_id and name are filled in.
-    email = serializers.EmailField(max_length=255, allow_null=True, required=False, initial=None)
-    address_line1 = serializers.CharField(max_length=255, allow_blank=True, required=False)
-    address_line2 = serializers.CharField(max_length=255, allow_blank=True, required=False)
-    address_city = serializers.CharField(max_length=100, allow_blank=True, required=False)
-    address_state = serializers.CharField(max_length=100, allow_blank=True, required=False)
-    address_postal_code = serializers.CharField(max_length=20, allow_blank=True, required=False)
-    address_country = serializers.CharField(max_length=2, allow_blank=True, required=False)
+    email = serializers.EmailField(
+        max_length=max_length_of("email"), allow_null=True, required=False, initial=None
+    )
+    address_line1 = serializers.CharField(
+        max_length=max_length_of("address_line1"), allow_blank=True, required=False
+    )
+    address_line2 = serializers.CharField(
+        max_length=max_length_of("address_line2"), allow_blank=True, required=False
+    )
+    address_city = serializers.CharField(
+        max_length=max_length_of("address_city"), allow_blank=True, required=False
+    )
+    address_state = serializers.CharField(
+        max_length=max_length_of("address_state"), allow_blank=True, required=False
+    )
+    address_postal_code = serializers.CharField(
+        max_length=max_length_of("address_postal_code"), allow_blank=True, required=False
+    )
+    address_country = serializers.CharField(
+        max_length=max_length_of("address_country"), allow_blank=True, required=False
+    )
     parent_customer_id = serializers.CharField(allow_null=True, required=False, initial=None)
     metadata = serializers.DictField(child=serializers.CharField(), required=False, initial=dict)
     environment_id = serializers.CharField(read_only=True)

@@ -13,9 +13,9 @@ from openapi_spec_validator import OpenAPIV30SpecValidator
 from rest_framework.test import APIClient
 
 from customers.representation import customer_as_dict
+from customers.shape import EDITABLE_FIELDS
 from customers.tests.contract import CUSTOMER_KEYS
 from customers.tests.factories import make_customer
-from customers.validation import EDITABLE_FIELDS
 
 pytestmark = pytest.mark.django_db
 
