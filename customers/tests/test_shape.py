@@ -17,7 +17,7 @@ from customers.validation import TEXT_FIELD_LIMITS
 
 
 def test_the_fields_are_the_contracts_keys_in_order():
-    assert FIELD_NAMES == tuple(CUSTOMER_KEYS)
+    assert tuple(CUSTOMER_KEYS) == FIELD_NAMES
     assert COLUMNS == FIELD_NAMES
     assert tuple(CustomerSerializer().fields) == FIELD_NAMES
     assert set(EDITABLE_FIELDS) | set(SERVER_OWNED_FIELDS) == set(FIELD_NAMES)
