@@ -4,12 +4,12 @@ The API, the admin pages and the CSV export call these functions; none of them b
 own customer query.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Expression, QuerySet
+from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
 
 from customers.filters import CustomerFilterSet
@@ -104,12 +104,16 @@ def customer_list(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> 
 
 # The columns a list row is read with (model attribute names), in the contract's order.
 ROW_COLUMNS = ROW_ATTRIBUTES
-PARENT_ROW_COLUMNS = tuple(f"parent__{column}" for column in ROW_COLUMNS)
+
+
+def customer_rows(queryset: QuerySet) -> QuerySet:
+    """The default projection of a page: values_list of ROW_COLUMNS (led by the id)."""
+    return queryset.values_list(*ROW_COLUMNS)
 
 
 @dataclass(frozen=True)
 class CustomerPage:
-    # Tuples of ROW_COLUMNS (then PARENT_ROW_COLUMNS when the parent is expanded).
+    # What the page's projection read for each customer, in order (tuples led by the id).
     rows: list[tuple]
     total: int
     limit: int
@@ -240,22 +244,17 @@ def customer_page(
     filters: Mapping[str, Any],
     limit: int,
     offset: int,
-    expand_parent: bool = False,
-    row_expression: Expression | None = None,
+    projection: Callable[[QuerySet], QuerySet] = customer_rows,
 ) -> CustomerPage:
-    """One page of ``customer_list``, as rows, and the exact number of matching customers.
+    """One page of ``customer_list`` and the exact number of matching customers.
 
-    Rows are tuples of ROW_COLUMNS (then PARENT_ROW_COLUMNS with ``expand_parent``), or,
-    given ``row_expression``, ``(id, its value)`` pairs (the API's JSON text per customer).
+    ``projection`` turns the filtered, ordered queryset into the rows the caller wants
+    (a ``values_list`` whose first column is the id); by default the ROW_COLUMNS values.
     The total costs no COUNT when the page itself shows where the list ends: a page that
     is neither empty nor full is the last one.
     """
     filterset = valid_filterset(scope=scope, filters=filters)
-    if row_expression is not None:
-        queryset = filterset.qs.annotate(row=row_expression).values_list("id", "row")
-    else:
-        columns = ROW_COLUMNS + PARENT_ROW_COLUMNS if expand_parent else ROW_COLUMNS
-        queryset = filterset.qs.values_list(*columns)
+    queryset = projection(filterset.qs)
     if offset >= DEFERRED_JOIN_OFFSET:
         total = count_matching(filterset, scope=scope)
         rows = page_by_ids_first(queryset, offset=offset, limit=limit, total=total)

@@ -1,6 +1,6 @@
 """The OpenAPI description of `/v1/` (drf-spectacular): schema-only pieces, never run on a request.
 
-The views build their JSON by hand (``customer_as_dict``, ``error_body``, ``paginated_response``)
+The views build their JSON by hand (``customer_as_dict``, ``error_body``, ``CustomerListPresenter``)
 and read their parameters with ``parse_customer_list_params`` and ``CustomerFilterSet``; the
 serializers, parameters and responses here only describe that, from the same constants, so
 that ``views.py`` gains decorators and nothing else. Served at `/v1/openapi.json` (JSON) and

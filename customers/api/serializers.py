@@ -6,19 +6,15 @@ from rest_framework import serializers
 
 from customers.api.errors import ApiValidationError
 from customers.models import Customer, CustomerStatus
-from customers.representation import (
-    CUSTOMER_FIELDS,
-    customer_as_dict,
-    row_as_dict,
-    row_with_parent_as_dict,
-)
+from customers.representation import CUSTOMER_FIELDS, customer_as_dict
 from customers.shape import EDITABLE_FIELDS, SERVER_OWNED_FIELDS, max_length_of
 
 __all__ = ["CUSTOMER_FIELDS", "CustomerSerializer", "customer_fields_from_body"]
 
 
 class CustomerSerializer(serializers.Serializer):
-    """Describes the shape (browsable API, schema); rendering goes through customer_as_dict."""
+    """Describes the shape (browsable API forms); rendering goes through customer_as_dict, and
+    lists through customers.api.presenters."""
 
     id = serializers.CharField(read_only=True)
     external_id = serializers.CharField(max_length=max_length_of("external_id"))
@@ -56,12 +52,8 @@ class CustomerSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 
-    def to_representation(self, instance: Customer | tuple) -> dict[str, Any]:
-        if isinstance(instance, Customer):
-            return customer_as_dict(instance)
-        if self.context.get("expand_parent"):
-            return row_with_parent_as_dict(instance)
-        return row_as_dict(instance)
+    def to_representation(self, instance: Customer) -> dict[str, Any]:
+        return customer_as_dict(instance)
 
 
 # Keys a client may send back as it read them; they are ignored, never written.

@@ -1,7 +1,6 @@
 """The customer API's views: they adapt HTTP to the selectors and services and nothing else."""
 
 from django.core.exceptions import ValidationError
-from django.db import connection
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.request import Request
@@ -9,9 +8,8 @@ from rest_framework.response import Response
 
 from customers.api.errors import ApiValidationError, service_errors_as_api_errors
 from customers.api.idempotency import idempotent
-from customers.api.json_rows import customer_json
-from customers.api.pagination import json_page_response, paginated_response
 from customers.api.params import parse_customer_list_params
+from customers.api.presenters import CustomerListPresenter
 from customers.api.schema import (
     BY_EXTERNAL_ID_PARAMETERS,
     BY_EXTERNAL_ID_RESPONSES,
@@ -55,26 +53,18 @@ class CustomerViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         """List customers, filtered and sorted, with the exact total."""
         params = parse_customer_list_params(request.query_params)
-        expand_parent = "parent_customer" in params.expand
-        # On PostgreSQL the database writes each customer's JSON (customers.api.json_rows).
-        in_sql = connection.vendor == "postgresql"
+        presenter = CustomerListPresenter(expand_parent="parent_customer" in params.expand)
         try:
             page = customer_page(
                 scope=request.scope,
                 filters=params.filters,
                 limit=params.limit,
                 offset=params.offset,
-                expand_parent=expand_parent,
-                row_expression=customer_json(expand_parent=expand_parent) if in_sql else None,
+                projection=presenter.projection,
             )
         except CustomerFilterError as invalid:
             raise ApiValidationError(invalid.errors) from None
-        if in_sql:
-            return json_page_response(page)
-        serializer = CustomerSerializer(
-            page.rows, many=True, context={"expand_parent": expand_parent}
-        )
-        return paginated_response(page, serializer.data)
+        return Response(presenter.body(page))
 
     @extend_schema(
         operation_id="customers_create",

@@ -1,12 +1,12 @@
 """On PostgreSQL the list's items are JSON written by the database (customers.api.json_rows):
-the same objects, keys in the same order, as the Python rendering (row_as_dict)."""
+the same objects, keys in the same order, as the Python rendering (row_as_dict), through the
+one presenter (customers.api.presenters)."""
 
 import json
 
 import pytest
 
-from customers.api.json_rows import customer_json
-from customers.representation import row_as_dict, row_with_parent_as_dict
+from customers.api.presenters import CustomerListPresenter
 from customers.selectors import customer_page
 from customers.tests.factories import at, make_customer
 
@@ -41,22 +41,19 @@ def awkward_customers(scope_a):
 
 @pytest.mark.parametrize("expand_parent", [False, True])
 def test_the_database_writes_the_same_objects_as_python(awkward_customers, expand_parent):
-    def page(**options):
+    """The presenter's two projections of one page: values (as on SQLite) and JSON text."""
+    presenter = CustomerListPresenter(expand_parent=expand_parent)
+    assert presenter.database_writes_json
+
+    def page(projection):
         return customer_page(
-            scope=awkward_customers.scope,
-            filters={},
-            limit=50,
-            offset=0,
-            expand_parent=expand_parent,
-            **options,
+            scope=awkward_customers.scope, filters={}, limit=50, offset=0, projection=projection
         )
 
-    as_python = row_with_parent_as_dict if expand_parent else row_as_dict
-    expected = [as_python(row) for row in page().rows]
-    written = [
-        json.loads(text)
-        for _, text in page(row_expression=customer_json(expand_parent=expand_parent)).rows
-    ]
+    python_presenter = CustomerListPresenter(expand_parent=expand_parent)
+    python_presenter.database_writes_json = False
+    expected = python_presenter.body(page(python_presenter.projection))["items"]
+    written = [json.loads(text) for text in presenter.body(page(presenter.projection)).items_json]
     assert written == expected
     for mine, theirs in zip(written, expected, strict=True):
         assert list(mine) == list(theirs)  # the contract's key order
