@@ -205,7 +205,7 @@ class CustomerChangeList(ChangeList):
 
     def get_queryset(self, request, exclude_parameters=None):
         filters = changelist_filters(request, list(self.list_display))
-        unknown = sorted(set(filters) - set(CustomerFilterSet.base_filters))
+        unknown = sorted(set(filters) - CustomerFilterSet.parameter_names())
         self.filter_specs, self.has_filters = [], True
         self.filterset = customer_filterset(
             scope=tenant_scope_for_user(request.user), filters=filters_for_form(filters)

@@ -6,14 +6,12 @@ scope is never a parameter: callers hand in a queryset already confined to it.
 """
 
 import copy
-import functools
 from datetime import UTC, datetime, time, timedelta
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import F, OrderBy, QuerySet
-from django.http import QueryDict
 
 from customers.models import Customer, CustomerStatus
 from customers.text import text_problem
@@ -76,7 +74,33 @@ class ValueListWidget(forms.TextInput):
         return super().format_value(value)
 
 
-class ValueListField(forms.Field):
+class CheapCopyFieldMixin:
+    """Form fields copied cheaply for each form instance.
+
+    Django's Form deep-copies every field per instance (``Field.__deepcopy__``: the widget,
+    error messages and validators), so that an instance may change its own; these fields
+    are never changed per request, so a shallow copy of the field and its widget is enough
+    (sixteen deep copies cost about a millisecond per request). Pinned by test_filters.
+    """
+
+    def __deepcopy__(self, memo):
+        result = copy.copy(self)
+        result.widget = copy.copy(self.widget)
+        memo[id(self)] = result
+        return result
+
+
+class CheapCopyFilterMixin:
+    """Filters copied shallowly for each FilterSet instance (django-filter deep-copies
+    ``base_filters``): a request sets only ``model`` and ``parent`` on its copies."""
+
+    def __deepcopy__(self, memo):
+        result = copy.copy(self)
+        memo[id(self)] = result
+        return result
+
+
+class ValueListField(CheapCopyFieldMixin, forms.Field):
     """Comma-separated (`a,b`) or repeated (`x=a&x=b`) values; empty items are ignored."""
 
     widget = ValueListWidget
@@ -97,7 +121,7 @@ class ValueListField(forms.Field):
                 raise ValidationError(f"values {error.messages[0]}", code=error.code) from None
 
 
-class ValueListFilter(django_filters.Filter):
+class ValueListFilter(CheapCopyFilterMixin, django_filters.Filter):
     field_class = ValueListField
 
     def filter(self, qs, value):
@@ -106,20 +130,44 @@ class ValueListFilter(django_filters.Filter):
         return qs.filter(**{f"{self.field_name}__in": value})
 
 
-class SingleValueCharField(forms.CharField):
+class SingleValueCharField(CheapCopyFieldMixin, forms.CharField):
     def validate(self, value):
         super().validate(value)
         if value:
             check_single_value(value)
 
 
-class SingleValueFilter(django_filters.CharFilter):
+class SingleValueFilter(CheapCopyFilterMixin, django_filters.CharFilter):
     field_class = SingleValueCharField
 
 
 def choice_messages(choices) -> dict[str, str]:
     allowed = ", ".join(value for value, _ in choices)
     return {"invalid_choice": f"must be one of {allowed}"}
+
+
+class StrictChoiceField(CheapCopyFieldMixin, django_filters.fields.ChoiceField):
+    """A choice whose error names the allowed values (the API's 400 message)."""
+
+    def __init__(self, *, choices, **kwargs):
+        kwargs.setdefault("error_messages", choice_messages(choices))
+        super().__init__(choices=choices, **kwargs)
+
+
+class StrictChoiceFilter(CheapCopyFilterMixin, django_filters.ChoiceFilter):
+    field_class = StrictChoiceField
+
+
+class EmailFilter(SingleValueFilter):
+    """Case-insensitive equality on the stored lowercase copy, which an index covers."""
+
+    def filter(self, qs, value):
+        return qs.filter(email_key=value.lower()) if value else qs
+
+
+class HasParentFilter(StrictChoiceFilter):
+    def filter(self, qs, value):
+        return qs.filter(parent__isnull=value != "true") if value else qs
 
 
 class SearchFilter(SingleValueFilter):
@@ -131,11 +179,17 @@ class SearchFilter(SingleValueFilter):
         return qs
 
 
-class DayBoundFilter(django_filters.DateFilter):
+class DayField(CheapCopyFieldMixin, forms.DateField):
+    pass
+
+
+class DayBoundFilter(CheapCopyFilterMixin, django_filters.DateFilter):
     """A day bound on a timestamp (UTC): `after` from the day's start, `before` through its end.
 
     Compares the column itself (no `__date` transform), so the scope indexes still serve it.
     """
+
+    field_class = DayField
 
     def __init__(self, *, field_name: str, bound: str, **kwargs):
         kwargs.setdefault("error_messages", {"invalid": "must be a date (YYYY-MM-DD)"})
@@ -151,40 +205,30 @@ class DayBoundFilter(django_filters.DateFilter):
         return qs.filter(**{f"{self.field_name}__lt": day_start + timedelta(days=1)})
 
 
-def shared_field(field: forms.Field, memo: dict) -> forms.Field:
-    return field
+SORT_CHOICES = [(name, name) for name in SORT_COLUMNS]
+
+
+class CustomerFilterForm(forms.Form):
+    """The form of CustomerFilterSet (its ``Meta.form``): the filters' fields are added to it;
+    ``sort`` and ``order`` are fields of their own, which order rather than filter."""
+
+    sort = StrictChoiceField(choices=SORT_CHOICES, required=False)
+    order = StrictChoiceField(choices=ORDER_CHOICES, required=False)
 
 
 class CustomerFilterSet(django_filters.FilterSet):
     # Shared by the API and the admin pages.
-    status = django_filters.ChoiceFilter(
-        choices=CustomerStatus.choices, error_messages=choice_messages(CustomerStatus.choices)
-    )
+    status = StrictChoiceFilter(choices=CustomerStatus.choices)
     customer_ids = ValueListFilter(field_name="id")
     external_ids = ValueListFilter(field_name="external_id")
     external_id = SingleValueFilter(field_name="external_id")
-    email = SingleValueFilter(method="filter_email")
+    email = EmailFilter(field_name="email")
     parent_customer_ids = ValueListFilter(field_name="parent_id")
-    sort = django_filters.ChoiceFilter(
-        choices=[(name, name) for name in SORT_COLUMNS],
-        method="order_afterwards",
-        error_messages=choice_messages([(name, name) for name in SORT_COLUMNS]),
-    )
-    order = django_filters.ChoiceFilter(
-        choices=ORDER_CHOICES,
-        method="order_afterwards",
-        error_messages=choice_messages(ORDER_CHOICES),
-    )
     # The admin pages' own filters (the API accepts only API_PARAMS).
     q = SearchFilter(label="Search")
     tenant = SingleValueFilter(field_name="tenant_id")
     environment = SingleValueFilter(field_name="environment_id")
-    has_parent = django_filters.ChoiceFilter(
-        choices=HAS_PARENT_CHOICES,
-        method="filter_has_parent",
-        label="Has parent",
-        error_messages=choice_messages(HAS_PARENT_CHOICES),
-    )
+    has_parent = HasParentFilter(choices=HAS_PARENT_CHOICES, label="Has parent")
     created_at_after = DayBoundFilter(field_name="created_at", bound="after")
     created_at_before = DayBoundFilter(field_name="created_at", bound="before")
     updated_at_after = DayBoundFilter(field_name="updated_at", bound="after")
@@ -193,7 +237,10 @@ class CustomerFilterSet(django_filters.FilterSet):
     class Meta:
         model = Customer
         fields: list[str] = []
+        form = CustomerFilterForm
 
+    # Every parameter the FilterSet reads: its filters, then the form's ordering fields.
+    ORDERING_PARAMS = ("sort", "order")
     # Parameters that may repeat; every other one must be given at most once.
     MULTI_VALUE_PARAMS = frozenset({"customer_ids", "external_ids", "parent_customer_ids"})
     # The list parameters of `GET /v1/customers`; the rest serve the admin pages.
@@ -210,55 +257,26 @@ class CustomerFilterSet(django_filters.FilterSet):
         }
     )
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
-        # django-filter's BaseFilterSet.__init__ (26.2), but with shallow copies of the
-        # filters: its deep copy of all sixteen costs about a millisecond per request, and
-        # a request changes nothing in a filter but `model`, `parent` and the binding of a
-        # `method`, all set on the copy.
-        if queryset is None:
-            queryset = self._meta.model._default_manager.all()
-        self.is_bound = data is not None
-        self.data = data or QueryDict()
-        self.queryset = queryset
-        self.request = request
-        self.form_prefix = prefix
-        self.filters = {name: copy.copy(each) for name, each in self.base_filters.items()}
-        for each in self.filters.values():
-            each.model = queryset.model
-            each.parent = self
-            if each.method is not None:
-                each.method = each.method  # rebinds its FilterMethod to the copy
+    @classmethod
+    def parameter_names(cls) -> frozenset[str]:
+        """Every parameter this FilterSet understands (filters and ordering)."""
+        return frozenset(cls.base_filters) | frozenset(cls.ORDERING_PARAMS)
 
     def get_form_class(self):
         # django-filter builds a new form class for every instance; the filters never vary,
-        # so build it once per FilterSet class (form instances still copy their fields).
+        # so build it once per FilterSet class.
         cls = type(self)
         if "_cached_form_class" not in cls.__dict__:
-            form_class = super().get_form_class()
-            # Django's form deep-copies its fields for each instance, so that one instance
-            # may change or render its own; this form only validates parameters (the admin
-            # writes its filter inputs itself), so its instances share the class's fields,
-            # which are never changed: a deep copy of sixteen fields per request saved.
-            for field in form_class.base_fields.values():
-                field.__deepcopy__ = functools.partial(shared_field, field)
-            cls._cached_form_class = form_class
+            cls._cached_form_class = super().get_form_class()
         return cls._cached_form_class
 
-    def filter_has_parent(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(parent__isnull=value != "true")
-
-    def filter_email(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        # Case-insensitive equality on the stored lowercase copy, which an index covers.
-        return queryset.filter(email_key=value.lower())
-
-    def order_afterwards(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        # `sort` and `order` act together, in filter_queryset, after every filter.
-        return queryset
-
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
-        queryset = super().filter_queryset(queryset)
-        sort = self.form.cleaned_data.get("sort") or DEFAULT_SORT
-        order = self.form.cleaned_data.get("order") or DEFAULT_ORDER
+        """Each filter with its value, then the total ordering (`sort`, then `id`)."""
+        cleaned = self.form.cleaned_data
+        for name, each in self.filters.items():
+            queryset = each.filter(queryset, cleaned.get(name))
+        sort = cleaned.get("sort") or DEFAULT_SORT
+        order = cleaned.get("order") or DEFAULT_ORDER
         return queryset.order_by(*customer_ordering(sort, order))
 
     @property

@@ -1,9 +1,14 @@
-"""CustomerFilterSet on its own: parsing, validation, and that instances share no state."""
+"""CustomerFilterSet on its own: parsing, validation, and that instances share no state.
+
+The FilterSet relies on django-filter's and Django's supported hooks (filter subclasses,
+``Meta.form``, ``filter_queryset``, ``get_form_class``, ``__deepcopy__`` on its own field and
+filter classes); the tests below pin what it relies on, so that an upgrade that changes any
+of it fails here rather than silently changing results or speed."""
 
 import pytest
 from django.http import QueryDict
 
-from customers.filters import CustomerFilterSet
+from customers.filters import CustomerFilterForm, CustomerFilterSet
 from customers.models import Customer
 from customers.tests.factories import make_customer
 
@@ -21,9 +26,45 @@ def test_instances_never_share_their_filters():
         assert first.filters[name] is not second.filters[name]
         assert first.filters[name].parent is first
         assert second.filters[name].parent is second
-    # A method filter calls its own FilterSet's method, not another instance's.
-    assert first.filters["has_parent"].filter.f is first.filters["has_parent"]
     assert not hasattr(CustomerFilterSet.base_filters["has_parent"], "parent")
+
+
+def test_filters_are_subclasses_not_methods():
+    """No `method=` filter: each filter's own class filters (nothing to rebind per copy)."""
+    for name, each in CustomerFilterSet.base_filters.items():
+        assert each.method is None, name
+        assert type(each).__module__ == "customers.filters", name
+
+
+def test_django_filter_copies_each_filter_shallowly():
+    """django-filter deep-copies base_filters per instance; ours copy shallowly (cheap)."""
+    instance = filterset("")
+    for name, base in CustomerFilterSet.base_filters.items():
+        copied = instance.filters[name]
+        assert copied is not base
+        assert copied.extra is base.extra, name  # shared: a shallow copy
+
+
+def test_django_copies_each_form_field_cheaply_and_per_instance():
+    first, second = filterset("email=a@example.com").form, filterset("").form
+    assert set(first.fields) == CustomerFilterSet.parameter_names()
+    for name in first.fields:
+        assert first.fields[name] is not second.fields[name], name
+        assert first.fields[name].widget is not second.fields[name].widget, name
+        # Our __deepcopy__ ran (Django's own would have copied the messages too).
+        assert first.fields[name].error_messages is second.fields[name].error_messages, name
+
+
+def test_the_form_class_is_built_once_and_orders_with_its_own_fields(scope_a):
+    first, second = filterset(""), filterset("sort=name")
+    assert first.get_form_class() is second.get_form_class()
+    assert issubclass(first.get_form_class(), CustomerFilterForm)
+    assert "sort" not in CustomerFilterSet.base_filters  # ordering is not a filter
+    bravo = make_customer(scope_a.environment, name="bravo")
+    alpha = make_customer(scope_a.environment, name="Alpha")
+    assert list(second.qs.values_list("id", flat=True)) == [bravo.id, alpha.id]  # desc
+    ascending = filterset("sort=name&order=asc")
+    assert list(ascending.qs.values_list("id", flat=True)) == [alpha.id, bravo.id]
 
 
 def test_method_filters_apply_to_their_own_instance(scope_a):
