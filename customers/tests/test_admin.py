@@ -217,7 +217,7 @@ class TestChangeList:
 CustomerAdminColumns = [
     "name",
     "external_id",
-    "email",
+    "email_address",
     "status",
     "parent_link",
     "created",

@@ -530,6 +530,132 @@ def test_another_tenants_customer_never_shows(page: Page, crm: Crm):
     expect(page.locator("#customer_form")).to_have_count(0)
 
 
+# --- layout: a 1400 px screen and a 390 px phone --------------------------------------------
+
+NARROW = {"width": 390, "height": 844}
+
+# What a person would see as broken, measured in the page: [] when nothing is.
+LAYOUT_PROBLEMS = """(listMayScroll) => {
+    const problems = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth) {
+        problems.push(`the page scrolls sideways: ${root.scrollWidth} > ${root.clientWidth}`);
+    }
+    const results = document.querySelector('#changelist-form .results');
+    if (results && !listMayScroll && results.scrollWidth > results.clientWidth) {
+        problems.push(`the list scrolls sideways: ${results.scrollWidth} > ${results.clientWidth}`);
+    }
+    for (const link of document.querySelectorAll('#result_list tbody .field-name a')) {
+        const lines = link.getClientRects().length;
+        if (lines > 2) problems.push(`"${link.textContent}" wraps to ${lines} lines`);
+    }
+    const sidebar = document.querySelector('#changelist-filter');
+    const box = sidebar && sidebar.getBoundingClientRect();
+    const context = document.createElement('canvas').getContext('2d');
+    const filterInputs = '#changelist-filter select, #changelist-filter input';
+    for (const input of document.querySelectorAll(filterInputs)) {
+        const rect = input.getBoundingClientRect();
+        if (rect.width === 0) continue;  // folded away
+        if (rect.left < box.left || rect.right > box.right) {
+            problems.push(`#${input.id} sticks out of the filters: ${rect.left}-${rect.right}`);
+        }
+        if (input.tagName === 'SELECT') {
+            const style = getComputedStyle(input);
+            context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+            const text = input.options[input.selectedIndex].text;
+            const room = input.clientWidth - parseFloat(style.paddingLeft)
+                - parseFloat(style.paddingRight) - 16;  // the arrow
+            if (context.measureText(text).width > room) {
+                problems.push(`#${input.id} cuts "${text}" off`);
+            }
+        }
+    }
+    for (const input of document.querySelectorAll('.metadata-rows input')) {
+        const rect = input.getBoundingClientRect();
+        if (rect.left < 0 || rect.right > root.clientWidth) {
+            const label = input.getAttribute('aria-label');
+            problems.push(`${label} is out of view: ${rect.left}-${rect.right}`);
+        }
+    }
+    return problems;
+}"""
+
+
+def layout_problems(page: Page, *, list_may_scroll: bool = False) -> list[str]:
+    """On a phone the list's table may scroll sideways in its own box (as Django's does);
+    the page itself never."""
+    return page.evaluate(LAYOUT_PROBLEMS, list_may_scroll)
+
+
+def make_realistic_customers(crm: Crm) -> None:
+    """Long names, long emails and parents, as in the demo data."""
+    parent = make_customer(crm.env_a, name="Soylent Networks SAS", email="ap@soylent7.example.com")
+    for number, name in enumerate(
+        [
+            "Krusty Networks Pty Ltd (Sydney)",
+            "Zorg Security Pty Ltd (Toronto)",
+            "Ollivander Security Pty Ltd",
+            "Cyberdyne Studios Ltd",
+            "Vandelay Foods AG",
+        ]
+    ):
+        make_customer(
+            crm.env_a,
+            name=name,
+            external_id=f"user_{number + 100:05d}",
+            email=f"accounts@{name.split()[0].lower()}{number + 100}.example.com",
+            parent=parent if number % 2 == 0 else None,
+            metadata={"plan_tier": "growth", "account_manager": "m.rossi"},
+        )
+    make_customer(crm.env_a_sandbox, name="Sandbox Holdings International GmbH")
+
+
+def test_the_list_fits_a_1400px_screen(page: Page, page_errors: list[str], crm: Crm):
+    make_realistic_customers(crm)
+    log_in(page, next_path=CHANGELIST)
+    expect(page.locator(ROWS)).to_have_count(6)
+    # With the admin's app sidebar open (as a new user finds it): every column in view.
+    expect(page.locator("#nav-sidebar")).to_be_visible()
+    assert layout_problems(page) == []
+    for column in ("name", "email_address", "parent_link", "created", "updated"):
+        expect(page.locator(f"#result_list thead th.column-{column}")).to_be_in_viewport()
+    # Every environment: two more columns, in view with the app sidebar folded away.
+    page.goto(ALL_ENVIRONMENTS)
+    page.locator("#toggle-nav-sidebar").click()
+    expect(page.locator("#main")).not_to_have_class(re.compile(r"\bshifted\b"))
+    expect(page.locator(ROWS)).to_have_count(7)
+    assert layout_problems(page) == []
+    expect(page.locator("#result_list thead th.column-environment_id")).to_be_in_viewport()
+    assert page_errors == []
+
+
+def test_a_phone_gets_the_filters_first_and_the_whole_change_page(
+    page: Page, page_errors: list[str], crm: Crm
+):
+    make_realistic_customers(crm)
+    log_in(page, next_path=CHANGELIST)
+    page.set_viewport_size(NARROW)
+    page.goto(CHANGELIST)
+    assert layout_problems(page, list_may_scroll=True) == []
+    # The filters come before the rows, folded; opened, they are all there and usable.
+    filters = page.locator("#changelist-filter")
+    first_row = page.locator(ROWS).first
+    assert filters.bounding_box()["y"] < first_row.bounding_box()["y"]
+    expect(page.locator("#filter-status")).to_be_hidden()
+    page.locator("#changelist-filter-header").click()
+    expect(page.locator("#filter-status")).to_be_visible()
+    assert layout_problems(page, list_may_scroll=True) == []
+    page.locator("#filter-external-id").fill("user_00101")
+    submit(page, page.locator("#apply-filters"))
+    assert row_names(page) == ["Zorg Security Pty Ltd (Toronto)"]
+
+    # The change page: every metadata input can be reached.
+    open_change_page(page, "Zorg Security Pty Ltd (Toronto)")
+    expect(page.locator("input[name=metadata_value]")).to_have_count(5)
+    assert layout_problems(page) == []
+    assert page_errors == []
+
+
 # --- parent autocomplete --------------------------------------------------------------------
 
 
