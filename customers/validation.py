@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from django.core.validators import EmailValidator
+from django_countries import countries
 
-from customers.countries import ISO_3166_ALPHA2
 from customers.models import CustomerStatus
 from customers.shape import (
     EDITABLE_FIELDS,
@@ -29,6 +29,8 @@ from customers.text import text_problem
 
 CUSTOMER_ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{max_length_of('id')}}}")
 
+# ISO 3166-1 alpha-2: the officially assigned codes, from django-countries' table.
+ISO_3166_ALPHA2 = frozenset(countries.countries)  # no translation needed for the codes
 CUSTOMER_ID_MESSAGE = (
     f"must be a customer id (1 to {max_length_of('id')} letters, digits, '_' or '-')"
 )

@@ -161,3 +161,11 @@ def test_email_check_agrees_with_djangos_validator(value):
     except ValidationError:
         django_says = False
     assert email_is_valid(value) is django_says
+
+
+def test_the_country_codes_are_the_249_assigned_ones():
+    from customers.validation import ISO_3166_ALPHA2
+
+    assert len(ISO_3166_ALPHA2) == 249
+    assert {"US", "GB", "SS", "AX", "CW"} <= ISO_3166_ALPHA2
+    assert not {"UK", "XK", "EU", "ZZ"} & ISO_3166_ALPHA2  # not officially assigned
