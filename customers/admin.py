@@ -27,7 +27,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from customers.access import (
     ENVIRONMENT_PARAM,
@@ -77,7 +78,7 @@ SCOPE_COLUMNS = ("tenant_id", "environment_id")
 COLUMN_SORTS = {
     "name": "name",
     "external_id": "external_id",
-    "email": "email",
+    "email_address": "email",
     "status": "status",
     "created": "created_at",
     "updated": "updated_at",
@@ -135,13 +136,27 @@ def environment_in_url_redirect(request: HttpRequest, *, refused_url: str | None
 
 
 def compact_timestamp(value) -> str:
-    """`2024-02-10 12:00` (the full timestamp on hover): a list cell that stays narrow."""
+    """`2024-02-10`, the full timestamp on hover: a list cell that stays narrow."""
     local = timezone.localtime(value)
     return format_html(
         '<time datetime="{}" title="{}">{}</time>',
         value.isoformat(),
         local.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        local.strftime("%Y-%m-%d %H:%M"),
+        local.strftime("%Y-%m-%d"),
+    )
+
+
+def breakable_email(email: str | None):
+    """The address, allowed to wrap after its `@` and the dots of its domain: a narrow
+    column that still reads well."""
+    if not email or "@" not in email:
+        return email
+    local, domain = email.rsplit("@", 1)
+    labels = domain.split(".")
+    return format_html(
+        "{}@<wbr>{}",
+        local,
+        format_html_join(mark_safe(".<wbr>"), "{}", ((label,) for label in labels)),
     )
 
 
@@ -261,7 +276,7 @@ class CustomerAdmin(admin.ModelAdmin):
     list_display = (
         "name",
         "external_id",
-        "email",
+        "email_address",
         "status",
         "parent_link",
         "created",
@@ -269,7 +284,7 @@ class CustomerAdmin(admin.ModelAdmin):
         *SCOPE_COLUMNS,
     )
     list_display_links = ("name",)
-    sortable_by = ("name", "external_id", "email", "status", "created", "updated")
+    sortable_by = ("name", "external_id", "email_address", "status", "created", "updated")
     ordering = ("-created_at",)
     search_fields = ("name",)  # the search itself is CustomerFilterSet's `q`
     search_help_text = "Name, email or external id contain these words (case-insensitive)."
@@ -373,6 +388,10 @@ class CustomerAdmin(admin.ModelAdmin):
             customer.pk,
             str(customer),
         )
+
+    @admin.display(description="Email", ordering="email_key")
+    def email_address(self, customer):
+        return breakable_email(customer.email)
 
     @admin.display(description="Created", ordering="created_at")
     def created(self, customer):
