@@ -16,7 +16,7 @@ writes every row or none, in one transaction:
    external_id live in the scope; when they do, the transaction is rolled back and batched
    queries find the earliest offending line for the message.
 
-The rows stay in memory until the end, for those checks (a 100k-row file peaked at ~220 MB).
+The rows stay in memory until the end, for those checks (docs/benchmarks.md has the peak).
 
 Errors are ``CustomerImportError``; those about one record are ``ImportRowError``, which
 names the physical line where the record starts (the header is line 1) and the field.

@@ -525,7 +525,7 @@ def delete_committed_blocks(
         statuses.update(results[writer].statuses)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"DELETE FROM {connection.ops.quote_name(Customer._meta.db_table)}"
+            f"DELETE FROM {connection.ops.quote_name(Customer._meta.db_table)}"  # noqa: S608 (table name)
             " WHERE tenant_id = %s AND environment_id = %s AND id = ANY(%s)",
             [scope.tenant_id, scope.environment_id, ids],
         )

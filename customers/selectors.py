@@ -164,11 +164,10 @@ def count_matching_for_display(
     SEARCH_COUNT_LIMIT and says so (capped=True), unless ``exact`` is asked for.
 
     A substring search cannot be counted from an index alone: the trigram index only
-    proposes candidates, and each is rechecked in its table row. An exact total of 30,000
-    matches reads 20,000 table pages (~80 ms at a million customers); stopping after
-    SEARCH_COUNT_LIMIT + 1 reads a few hundred (the candidates' bitmap, ~6 ms for a common
-    word, is built either way). Lists without a search keep their exact total, and so does
-    the API, which has no search.
+    proposes candidates, and each is rechecked in its table row, so an exact total of tens
+    of thousands of matches reads as many table pages; stopping after SEARCH_COUNT_LIMIT + 1
+    reads a few hundred (docs/benchmarks.md measures both). Lists without a search keep
+    their exact total, and so does the API, which has no search.
     """
     if exact or "q" not in active_filters(filterset):
         return count_matching(filterset, scope=scope), False
@@ -206,7 +205,8 @@ def summed_status_counts(
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     table = CustomerStatusCount._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COALESCE(SUM(count), 0) FROM {table}{where}", params)
+        # The table's name and this function's own conditions; every value is a parameter.
+        cursor.execute(f"SELECT COALESCE(SUM(count), 0) FROM {table}{where}", params)  # noqa: S608
         return int(cursor.fetchone()[0])
 
 

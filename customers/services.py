@@ -142,7 +142,8 @@ def customer_counts_add(*, scope: Scope, deltas: Mapping[str, int]) -> None:
     """
     table = CustomerStatusCount._meta.db_table
     sql = (
-        f"INSERT INTO {table} (tenant_id, environment_id, status, count) VALUES (%s, %s, %s, %s) "
+        # The table's name only; every value is a parameter.
+        f"INSERT INTO {table} (tenant_id, environment_id, status, count) VALUES (%s, %s, %s, %s) "  # noqa: S608
         f"ON CONFLICT (tenant_id, environment_id, status) "
         f"DO UPDATE SET count = {table}.count + excluded.count"
     )

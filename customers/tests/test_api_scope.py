@@ -8,9 +8,9 @@ from django.db import OperationalError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from customers.models import ApiKey, Membership
-from customers.services import api_key_revoke, staff_user_upsert
-from customers.tests.factories import make_customer, make_environment
+from customers.models import ApiKey, Environment, Membership
+from customers.services import ServiceError, api_key_revoke, staff_user_upsert
+from customers.tests.factories import at, make_customer, make_environment
 
 pytestmark = pytest.mark.django_db
 
@@ -291,9 +291,14 @@ class TestStaffSession:
 
 def test_environment_ids_are_global(db):
     make_environment("tenant_a", "env_shared")
-    with pytest.raises(Exception, match="belongs to tenant"):
+    with pytest.raises(ServiceError, match="belongs to tenant 'tenant_a'"):
         make_environment("tenant_b", "env_shared")
+    assert Environment.objects.get(pk="env_shared").tenant_id == "tenant_a"
 
 
-def test_timezone_is_utc():
-    assert timezone.get_current_timezone_name() == "UTC"
+def test_timestamps_are_written_in_utc_whatever_the_servers_time_zone(scope_a, settings):
+    settings.TIME_ZONE = "Asia/Kolkata"  # +05:30: a local rendering would show it
+    customer = make_customer(scope_a.environment, created_at=at("2024-01-15T10:30:00"))
+    with timezone.override("Asia/Kolkata"):
+        item = scope_a.client().get(f"/v1/customers/{customer.pk}").json()
+    assert item["created_at"] == "2024-01-15T10:30:00Z"

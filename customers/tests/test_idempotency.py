@@ -1,15 +1,14 @@
 """Idempotency-Key on writes, and the races that the database must decide."""
 
-import threading
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from customers.models import Customer, IdempotencyRecord
 from customers.tests.factories import make_customer
+from customers.tests.helpers import run_together
 
 NEW = {"external_id": "user_1", "name": "Acme"}
 
@@ -128,28 +127,6 @@ class TestIdempotencyKey:
         monkeypatch.undo()
         assert post(api, NEW, key="k1").status_code == 201
         assert Customer.objects.count() == 1
-
-
-def run_together(count: int, work) -> list:
-    """Run ``work(index)`` in ``count`` threads released at once; return their results."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except Exception as error:
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 @pytest.mark.postgres

@@ -19,7 +19,7 @@ from customers.scope import Scope
 from customers.seeding import seed_customer_rows
 from customers.services import environment_ensure
 from customers.tests.factories import make_customer
-from customers.tests.test_status_counts import assert_counts_match_the_customers
+from customers.tests.helpers import assert_counts_match_the_customers
 from customers.validation import clean_customer_fields
 
 SCOPE = Scope(tenant_id="tenant_seed", environment_id="env_seed")
