@@ -517,6 +517,23 @@ class CustomerAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return super().has_add_permission(request) and current_environment(request) is not None
 
+    def get_fieldsets(self, request, obj=None):
+        """On the add page, none of what the server sets (id, scope, timestamps): the page
+        says instead where the customer will be created."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None:
+            return fieldsets
+        kept = []
+        for name, options in fieldsets:
+            fields = [field for field in options["fields"] if field not in self.readonly_fields]
+            if fields:
+                kept.append((name, {**options, "fields": fields}))
+        return kept
+
+    def add_view(self, request, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "add_environment": current_environment(request)}
+        return super().add_view(request, form_url, extra_context)
+
     # --- archive and restore ---------------------------------------------------------------
 
     @admin.action(description="Archive the selected customers", permissions=["change"])

@@ -564,6 +564,31 @@ class TestDetail:
         assert customer.metadata == {"tier": "gold"}
         assert customer.status == "draft"
 
+    def test_the_add_page_says_where_and_shows_nothing_the_server_sets(
+        self, operator_client, scope_a, scope_a_sandbox
+    ):
+        operator_client.post("/environment/switch", {"environment_id": "env_a_sandbox"})
+        where = (
+            "This customer will be created in <strong>tenant_a / env_a_sandbox</strong>"
+            " (change it with the switcher at the top)."
+        )
+        server_set = ("id", "tenant_id", "environment_id", "created_at", "updated_at")
+        html = operator_client.get(f"{CHANGELIST}add/").content.decode()
+        assert where in html
+        for field in server_set:
+            assert f"field-{field}" not in html, field
+        assert "cust_" not in html  # no pre-generated id
+        assert "None" not in html
+        # Refused, the page says it again; a saved customer's page shows them all.
+        response = operator_client.post(f"{CHANGELIST}add/", {"external_id": "", "name": ""})
+        assert response.status_code == 200
+        assert where in response.content.decode()
+        customer = make_customer(scope_a_sandbox.environment)
+        html = operator_client.get(change_url(customer)).content.decode()
+        assert "add-scope" not in html
+        for field in server_set:
+            assert f"field-{field}" in html, field
+
     def test_archive_and_restore_buttons(self, operator_client, scope_a):
         customer = make_customer(scope_a.environment)
         operator_client.post(f"{CHANGELIST}{customer.pk}/archive/")
