@@ -1,15 +1,26 @@
-"""Bulk inserts: COPY on PostgreSQL, ``bulk_create`` in batches elsewhere.
+"""Bulk writes of customers, shared by the import, the seeder and the import's events.
 
-The import, the seeder and the import's events write through ``bulk_insert``: rows are
-consumed as they are produced, so the database works while Python computes the next ones,
-and memory holds one batch at a time (none at all for COPY).
+- ``bulk_insert``: rows of any model, COPY on PostgreSQL, ``bulk_create`` in batches
+  elsewhere; rows are consumed as they are produced, so the database works while Python
+  computes the next ones, and memory holds one batch at a time (none at all for COPY).
+- ``CustomerRow`` and ``write_customer_rows``: checked customers, with their derived keys
+  and the per-status counts, in the caller's transaction.
+- ``write_in_parallel``: several connections at once, all or nothing (the seeder's).
 """
 
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
-from django.db import connection, models
+from django.db import connection, models, transaction
+
+from customers.counts import customer_counts_add
+from customers.models import Customer
+from customers.scope import Scope
 
 PROGRESS_EVERY_ROWS = 5_000
 BULK_CREATE_BATCH_SIZE = 2_000
@@ -75,3 +86,242 @@ def bulk_create_rows(model, attributes, rows, report) -> int:
         if done % PROGRESS_EVERY_ROWS < len(batch):
             report(done)
     return done
+
+
+# -- Customers --------------------------------------------------------------------------------
+
+
+class CustomerRow(NamedTuple):
+    """One validated record, its values named by ``Customer`` attribute (FK ``*_id``)."""
+
+    line: int
+    id: str
+    external_id: str
+    name: str
+    email: str | None
+    address_line1: str
+    address_line2: str
+    address_city: str
+    address_state: str
+    address_postal_code: str
+    address_country: str
+    parent_id: str | None
+    metadata: dict[str, str]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    derived_keys: tuple[Any, ...]  # values of Customer.DERIVED_KEY_FIELDS (sort, search keys)
+
+
+# What is written, in order: the scope, the row's values, then its derived keys.
+WRITTEN_ATTRIBUTES = (
+    "tenant_id",
+    "environment_id",
+    *CustomerRow._fields[1:-1],
+    *Customer.DERIVED_KEY_FIELDS,
+)
+
+
+def written_values(row: CustomerRow) -> tuple[Any, ...]:
+    """The row's values in WRITTEN_ATTRIBUTES order, after the scope's two."""
+    return row[1:-1] + row.derived_keys
+
+
+# Reports progress: report(phase, done, total), first with done=0 as a phase begins.
+Reporter = Callable[[str, int, int | None], None]
+
+
+def write_customer_rows(
+    *,
+    rows: Iterable[CustomerRow],
+    scope: Scope,
+    report: Reporter | None = None,
+    total: int | None = None,
+    add_counts: bool = True,
+) -> Counter[str]:
+    """Insert the rows as they come (an iterator is consumed while the database works);
+    the caller holds the transaction. Returns how many were written per status, which the
+    per-status counts have been given too (unless ``add_counts`` is false: the caller
+    adds them, in the same transaction).
+
+    Parent foreign keys are checked at commit (DEFERRABLE INITIALLY DEFERRED on both
+    databases), so a child may be written before its parent.
+    """
+    report = report or (lambda phase, done, total: None)
+    statuses: Counter[str] = Counter()
+    scope_values = (scope.tenant_id, scope.environment_id)
+
+    def counted(rows: Iterable[CustomerRow]) -> Iterator[tuple[Any, ...]]:
+        for row in rows:
+            statuses[row.status] += 1
+            yield scope_values + written_values(row)
+
+    report("writing", 0, total)
+    bulk_insert(
+        Customer,
+        WRITTEN_ATTRIBUTES,
+        counted(rows),
+        on_progress=lambda done: report("writing", done, total),
+    )
+    if add_counts:
+        customer_counts_add(scope=scope, deltas=statuses)
+    return statuses
+
+
+# -- Several writers at once ------------------------------------------------------------------
+
+
+class SharedProgress:
+    """Adds up the rows every writer has sent and reports the sum (from any thread)."""
+
+    def __init__(self, on_progress: Callable[[int, int], None] | None, *, total: int):
+        self.on_progress = on_progress
+        self.total = total
+        self.done_by_writer: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self.report(0, 0)
+
+    def report(self, writer: int, done: int) -> None:
+        if self.on_progress is None:
+            return
+        with self.lock:
+            self.done_by_writer[writer] = done
+            self.on_progress(sum(self.done_by_writer.values()), self.total)
+
+    def reporter(self, writer: int) -> Reporter:
+        def report(phase: str, done: int, total: int | None) -> None:
+            if phase == "writing":
+                self.report(writer, done)
+
+        return report
+
+
+class WriterFailedError(Exception):
+    """Another writer failed, so this one stops and rolls back too."""
+
+
+@dataclass
+class Written:
+    statuses: Counter[str]
+    with_parent: int = 0
+
+    def add(self, other: "Written") -> None:
+        self.statuses.update(other.statuses)
+        self.with_parent += other.with_parent
+
+
+def write_counted(
+    *, rows: Iterable[CustomerRow], scope: Scope, report: Reporter, add_counts: bool = True
+) -> Written:
+    """write_customer_rows, also counting the rows that have a parent."""
+    written = Written(statuses=Counter())
+
+    def counting_parents(rows: Iterable[CustomerRow]) -> Iterator[CustomerRow]:
+        for row in rows:
+            written.with_parent += row.parent_id is not None
+            yield row
+
+    written.statuses = write_customer_rows(
+        rows=counting_parents(rows), scope=scope, report=report, add_counts=add_counts
+    )
+    return written
+
+
+def write_in_parallel(
+    *,
+    scope: Scope,
+    sources: Sequence[Callable[[], Iterable[CustomerRow]]],
+    progress: SharedProgress,
+) -> Written:
+    """Write each source's rows on a connection of its own, all or none.
+
+    Each writer is a thread with its own connection and transaction; the database does the
+    work (indexing), so the threads hardly compete for Python's lock. Each source must be
+    complete on its own (a row's parent in the same source or already stored) and give the
+    same rows when called again (the undo below regenerates them). Every writer inserts its
+    rows and checks their constraints (SET CONSTRAINTS ALL IMMEDIATE), then they wait for
+    each other; only when all have succeeded do they add their counts and commit, one after
+    the other (so their counts updates never wait on each other). If a commit fails after
+    others succeeded, the rows of those are deleted again.
+    """
+    writers = len(sources)
+    ready = threading.Barrier(writers)
+    turns = [threading.Event() for _ in range(writers)]
+    results: list[Written | None] = [None] * writers
+    errors: list[BaseException] = []
+
+    def checked(rows: Iterable[CustomerRow]) -> Iterator[CustomerRow]:
+        for row in rows:
+            if errors:  # another writer failed: stop early, this one rolls back too
+                raise WriterFailedError("another writer failed")
+            yield row
+
+    def write(writer: int) -> None:
+        try:
+            with transaction.atomic():
+                written = write_counted(
+                    rows=checked(sources[writer]()),
+                    scope=scope,
+                    report=progress.reporter(writer),
+                    add_counts=False,
+                )
+                with connection.cursor() as cursor:
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                ready.wait()  # every writer's rows are in and checked
+                turns[writer].wait()  # then commit in writer order
+                if errors:
+                    raise WriterFailedError("another writer failed")
+                customer_counts_add(scope=scope, deltas=written.statuses)
+            results[writer] = written  # committed
+        except BaseException as error:
+            errors.append(error)
+            ready.abort()
+        finally:
+            if writer + 1 < writers:
+                turns[writer + 1].set()
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(writer,)) for writer in range(writers)]
+    turns[0].set()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        committed = [writer for writer, written in enumerate(results) if written is not None]
+        if committed:
+            undo_committed(scope=scope, sources=sources, committed=committed, results=results)
+        raise next(
+            (
+                error
+                for error in errors
+                if not isinstance(error, threading.BrokenBarrierError | WriterFailedError)
+            ),
+            errors[0],
+        )
+    total = Written(statuses=Counter())
+    for written in results:
+        total.add(written)
+    return total
+
+
+def undo_committed(
+    *,
+    scope: Scope,
+    sources: Sequence[Callable[[], Iterable[CustomerRow]]],
+    committed: list[int],
+    results: list[Written | None],
+) -> None:
+    """Undo the writers that committed before another failed: delete their rows (the
+    sources give them again) and take them off the per-status counts, in one transaction."""
+    ids = [row.id for writer in committed for row in sources[writer]()]
+    statuses: Counter[str] = Counter()
+    for writer in committed:
+        statuses.update(results[writer].statuses)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {connection.ops.quote_name(Customer._meta.db_table)}"  # noqa: S608 (table name)
+            " WHERE tenant_id = %s AND environment_id = %s AND id = ANY(%s)",
+            [scope.tenant_id, scope.environment_id, ids],
+        )
+        customer_counts_add(scope=scope, deltas={s: -n for s, n in statuses.items()})

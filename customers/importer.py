@@ -26,25 +26,23 @@ import csv
 import json
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from customers.bulk import bulk_insert
+from customers.bulk import CustomerRow, Reporter, write_customer_rows
 from customers.events import Actor, customer_created_events_record
 from customers.ids import new_customer_id
 from customers.models import Customer, CustomerStatus, Environment, Tenant, derived_keys_for
 from customers.representation import row_as_dict
 from customers.scope import Scope
-from customers.services import customer_counts_add
 from customers.shape import (
     FIELD_NAMES,
     NULLABLE_FIELDS,
@@ -84,42 +82,6 @@ class ImportRowError(CustomerImportError):
         self.message = message
 
 
-class CustomerRow(NamedTuple):
-    """One validated record, its values named by ``Customer`` attribute (FK ``*_id``)."""
-
-    line: int
-    id: str
-    external_id: str
-    name: str
-    email: str | None
-    address_line1: str
-    address_line2: str
-    address_city: str
-    address_state: str
-    address_postal_code: str
-    address_country: str
-    parent_id: str | None
-    metadata: dict[str, str]
-    status: str
-    created_at: datetime
-    updated_at: datetime
-    derived_keys: tuple[Any, ...]  # values of Customer.DERIVED_KEY_FIELDS (sort, search keys)
-
-
-# What is written, in order: the scope, the row's values, then its derived keys.
-WRITTEN_ATTRIBUTES = (
-    "tenant_id",
-    "environment_id",
-    *CustomerRow._fields[1:-1],
-    *Customer.DERIVED_KEY_FIELDS,
-)
-
-
-def written_values(row: CustomerRow) -> tuple[Any, ...]:
-    """The row's values in WRITTEN_ATTRIBUTES order, after the scope's two."""
-    return row[1:-1] + row.derived_keys
-
-
 @dataclass(frozen=True, slots=True)
 class ImportProgress:
     phase: str  # "reading" (total still unknown) or "writing"
@@ -129,8 +91,6 @@ class ImportProgress:
 
 
 ProgressCallback = Callable[[ImportProgress], None]
-# The steps' view of progress: report(phase, done, total), first with done=0 as a phase begins.
-Reporter = Callable[[str, int, int | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +132,7 @@ def import_customers_csv(
         with open(path, "rb") as csv_file, transaction.atomic():
             read = read_rows(binary_lines=csv_file, scope=scope, report=report, into=rows)
             # While the rows stream, the progress shows the reading; the writing keeps pace.
-            write_rows(rows=read, scope=scope, report=reading_only(report))
+            write_customer_rows(rows=read, scope=scope, report=reading_only(report))
             report("writing", len(rows), len(rows))
             check_no_parent_cycles(rows=rows)
             check_parents_in_scope(rows=rows, scope=scope)
@@ -622,39 +582,3 @@ def cycle_problem(*, loop: list[str], row_by_id: dict[str, CustomerRow]) -> Impo
 
 
 # -- Step 3: the write ---------------------------------------------------------------------
-
-
-def write_rows(
-    *,
-    rows: Iterable[CustomerRow],
-    scope: Scope,
-    report: Reporter,
-    total: int | None = None,
-    add_counts: bool = True,
-) -> Counter[str]:
-    """Insert the rows as they come (an iterator is consumed while the database works);
-    the caller holds the transaction. Returns how many were written per status, which the
-    per-status counts have been given too (unless ``add_counts`` is false: the caller
-    adds them, in the same transaction).
-
-    Parent foreign keys are checked at commit (DEFERRABLE INITIALLY DEFERRED on both
-    databases), so a child may be written before its parent.
-    """
-    statuses: Counter[str] = Counter()
-    scope_values = (scope.tenant_id, scope.environment_id)
-    report("writing", 0, total)
-    bulk_insert(
-        Customer,
-        WRITTEN_ATTRIBUTES,
-        (scope_values + written_values(row) for row in counting_statuses(rows, statuses)),
-        on_progress=lambda done: report("writing", done, total),
-    )
-    if add_counts:
-        customer_counts_add(scope=scope, deltas=statuses)
-    return statuses
-
-
-def counting_statuses(rows: Iterable[CustomerRow], statuses: Counter[str]):
-    for row in rows:
-        statuses[row.status] += 1
-        yield row

@@ -15,20 +15,20 @@ in O(1), was created before its child.
 """
 
 import csv
+import functools
 import json
 import os
 import random
-import threading
 import time
 import unicodedata
 from array import array
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 
+from customers.bulk import CustomerRow, SharedProgress, write_counted, write_in_parallel
 from customers.demo import (
     COMPANY_FIRST,
     COMPANY_SECOND,
@@ -42,12 +42,11 @@ from customers.demo import (
 )
 from customers.exports import COLUMNS as EXPORT_COLUMNS
 from customers.ids import CUSTOMER_ID_PREFIX, ULID_LENGTH, ulid_bytes
-from customers.importer import CustomerRow, write_rows
 from customers.models import Customer, CustomerStatus, derived_keys_for
 from customers.representation import rfc3339
 from customers.scope import Scope
 from customers.selectors import ROW_COLUMNS
-from customers.services import customer_counts_add, environment_ensure
+from customers.services import environment_ensure
 
 START = datetime(2022, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=3 * 365)  # created_at runs from START over three years
@@ -155,6 +154,14 @@ def seed_customer_rows(*, scope: Scope, count: int, seed: int) -> Iterator[Custo
     if count > SPAN_US:
         raise ValueError(f"at most {SPAN_US} customers fit in the creation span")
     for block in seed_blocks(count):
+        yield from seed_block_rows(scope=scope, count=count, seed=seed, numbers=block)
+
+
+def seed_blocks_rows(
+    *, scope: Scope, count: int, seed: int, writer: int, writers: int
+) -> Iterator[CustomerRow]:
+    """The rows of every ``writers``-th block of a seeding, from block ``writer`` on."""
+    for block in seed_blocks(count)[writer::writers]:
         yield from seed_block_rows(scope=scope, count=count, seed=seed, numbers=block)
 
 
@@ -334,11 +341,16 @@ def seed_customers(
         if writers == 1:
             with transaction.atomic():
                 rows = seed_customer_rows(scope=scope, count=count, seed=seed)
-                written = write_block_rows(rows=rows, scope=scope, progress=progress)
+                written = write_counted(rows=rows, scope=scope, report=progress.reporter(0))
         else:
-            written = write_in_parallel(
-                scope=scope, count=count, seed=seed, writers=writers, progress=progress
-            )
+            # Writer w writes every WRITERS-th block: a branch's parent is in its own block.
+            sources = [
+                functools.partial(
+                    seed_blocks_rows, scope=scope, count=count, seed=seed, writer=w, writers=writers
+                )
+                for w in range(writers)
+            ]
+            written = write_in_parallel(scope=scope, sources=sources, progress=progress)
     except IntegrityError as error:
         raise SeedError(
             f"could not write the customers of {scope} (seed {seed}); were they seeded"
@@ -360,176 +372,6 @@ def seed_customers(
         seconds=seconds,
         analyze_seconds=analyze_seconds,
     )
-
-
-@dataclass
-class Written:
-    statuses: Counter[str]
-    with_parent: int = 0
-
-    def add(self, other: "Written") -> None:
-        self.statuses.update(other.statuses)
-        self.with_parent += other.with_parent
-
-
-class SharedProgress:
-    """Adds up the rows every writer has sent and reports the sum (from any thread)."""
-
-    def __init__(self, on_progress: SeedProgress | None, *, total: int):
-        self.on_progress = on_progress
-        self.total = total
-        self.done_by_writer: dict[int, int] = {}
-        self.lock = threading.Lock()
-        self.report(0, 0)
-
-    def report(self, writer: int, done: int) -> None:
-        if self.on_progress is None:
-            return
-        with self.lock:
-            self.done_by_writer[writer] = done
-            self.on_progress(sum(self.done_by_writer.values()), self.total)
-
-    def reporter(self, writer: int):
-        def report(phase: str, done: int, total: int | None) -> None:
-            if phase == "writing":
-                self.report(writer, done)
-
-        return report
-
-
-def write_block_rows(
-    *,
-    rows: Iterable[CustomerRow],
-    scope: Scope,
-    progress: SharedProgress,
-    writer: int = 0,
-    add_counts: bool = True,
-) -> Written:
-    """Write ``rows`` through the importer's writer in the current transaction."""
-    written = Written(statuses=Counter())
-
-    def counting_parents(rows: Iterable[CustomerRow]) -> Iterator[CustomerRow]:
-        for row in rows:
-            written.with_parent += row.parent_id is not None
-            yield row
-
-    written.statuses = write_rows(
-        rows=counting_parents(rows),
-        scope=scope,
-        report=progress.reporter(writer),
-        add_counts=add_counts,
-    )
-    return written
-
-
-def write_in_parallel(
-    *, scope: Scope, count: int, seed: int, writers: int, progress: SharedProgress
-) -> Written:
-    """Seed with several connections at once, each writing every WRITERS-th block.
-
-    Each writer is a thread with its own connection and transaction; the database does the
-    work (indexing), so the threads hardly compete for Python's lock. A branch's parent is
-    in its own block, so each transaction is complete on its own. All or none: every writer
-    inserts its rows and checks their constraints (SET CONSTRAINTS ALL IMMEDIATE), then
-    they wait for each other; only when all have succeeded do they add their counts and
-    commit, one after the other (so their counts updates never wait on each other). If a
-    commit fails after others succeeded, the rows of those are deleted again.
-    """
-    blocks = seed_blocks(count)
-    ready = threading.Barrier(writers)
-    turns = [threading.Event() for _ in range(writers)]
-    results: list[Written | None] = [None] * writers
-    errors: list[BaseException] = []
-
-    def writer_rows(writer: int) -> Iterator[CustomerRow]:
-        for block in blocks[writer::writers]:
-            if errors:  # another writer failed: stop early, this one rolls back too
-                raise SeedError("another writer failed")
-            yield from seed_block_rows(scope=scope, count=count, seed=seed, numbers=block)
-
-    def write(writer: int) -> None:
-        try:
-            with transaction.atomic():
-                rows = writer_rows(writer)
-                written = write_block_rows(
-                    rows=rows, scope=scope, progress=progress, writer=writer, add_counts=False
-                )
-                with connection.cursor() as cursor:
-                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                ready.wait()  # every writer's rows are in and checked
-                turns[writer].wait()  # then commit in writer order
-                if errors:
-                    raise SeedError("another writer failed")
-                customer_counts_add(scope=scope, deltas=written.statuses)
-            results[writer] = written  # committed
-        except BaseException as error:
-            errors.append(error)
-            ready.abort()
-        finally:
-            if writer + 1 < writers:
-                turns[writer + 1].set()
-            connection.close()
-
-    threads = [threading.Thread(target=write, args=(writer,)) for writer in range(writers)]
-    turns[0].set()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        committed = [writer for writer, written in enumerate(results) if written is not None]
-        if committed:
-            delete_committed_blocks(
-                scope=scope,
-                count=count,
-                seed=seed,
-                writers=writers,
-                committed=committed,
-                results=results,
-            )
-        first = next(
-            (
-                error
-                for error in errors
-                if not isinstance(error, threading.BrokenBarrierError | SeedError)
-            ),
-            errors[0],
-        )
-        raise first
-    total = Written(statuses=Counter())
-    for written in results:
-        total.add(written)
-    return total
-
-
-def delete_committed_blocks(
-    *,
-    scope: Scope,
-    count: int,
-    seed: int,
-    writers: int,
-    committed: list[int],
-    results: list["Written | None"],
-) -> None:
-    """Undo the writers that committed before another failed: delete their rows (known
-    from the generator) and take them off the per-status counts, in one transaction."""
-    blocks = seed_blocks(count)
-    ids = [
-        row.id
-        for writer in committed
-        for block in blocks[writer::writers]
-        for row in seed_block_rows(scope=scope, count=count, seed=seed, numbers=block)
-    ]
-    statuses: Counter[str] = Counter()
-    for writer in committed:
-        statuses.update(results[writer].statuses)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {connection.ops.quote_name(Customer._meta.db_table)}"  # noqa: S608 (table name)
-            " WHERE tenant_id = %s AND environment_id = %s AND id = ANY(%s)",
-            [scope.tenant_id, scope.environment_id, ids],
-        )
-        customer_counts_add(scope=scope, deltas={s: -n for s, n in statuses.items()})
 
 
 # -- As a CSV file -----------------------------------------------------------------------------

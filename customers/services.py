@@ -13,13 +13,13 @@ from django.contrib.auth.models import Group, Permission
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from customers.counts import customer_counts_add
 from customers.events import Actor, customer_event_record
 from customers.ids import new_api_key_secret
 from customers.models import (
     ApiKey,
     Customer,
     CustomerStatus,
-    CustomerStatusCount,
     Environment,
     Membership,
     Tenant,
@@ -131,26 +131,6 @@ def staff_user_upsert(*, username: str, password: str, tenant_ids: Iterable[str]
 
 
 # --- Customers -----------------------------------------------------------------------------
-
-
-def customer_counts_add(*, scope: Scope, deltas: Mapping[str, int]) -> None:
-    """Add ``deltas`` (status -> change) to the scope's per-status counts.
-
-    Call it inside the transaction of the write it accounts for. Rows are touched in status
-    order, so two transactions moving customers between the same statuses (archive and
-    restore) lock them in the same order and cannot deadlock.
-    """
-    table = CustomerStatusCount._meta.db_table
-    sql = (
-        # The table's name only; every value is a parameter.
-        f"INSERT INTO {table} (tenant_id, environment_id, status, count) VALUES (%s, %s, %s, %s) "  # noqa: S608
-        f"ON CONFLICT (tenant_id, environment_id, status) "
-        f"DO UPDATE SET count = {table}.count + excluded.count"
-    )
-    with connection.cursor() as cursor:
-        for status in sorted(deltas):
-            if deltas[status]:
-                cursor.execute(sql, [scope.tenant_id, scope.environment_id, status, deltas[status]])
 
 
 class CustomerConflictError(ServiceError):

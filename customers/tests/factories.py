@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from customers.counts import customer_counts_add
 from customers.models import Customer, Environment
 from customers.scope import Scope
-from customers.services import api_key_create, customer_counts_add, environment_ensure
+from customers.services import api_key_create, environment_ensure
 
 _sequence = itertools.count(1)
 

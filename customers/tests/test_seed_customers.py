@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import F
 
-from customers import seeding
+from customers import bulk, seeding
 from customers.ids import CROCKFORD_BASE32
 from customers.importer import import_customers_csv
 from customers.management.commands.seed_customers import ProgressBar
@@ -363,7 +363,7 @@ def test_several_writers_write_nothing_when_one_is_refused(monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_a_writer_that_fails_after_another_committed_is_undone(monkeypatch):
     monkeypatch.setattr(seeding, "SEED_BLOCK_SIZE", 100)
-    real_counts_add = seeding.customer_counts_add
+    real_counts_add = bulk.customer_counts_add
     calls = []
 
     def counts_add_failing_the_second_time(**kwargs):
@@ -372,7 +372,7 @@ def test_a_writer_that_fails_after_another_committed_is_undone(monkeypatch):
             raise RuntimeError("the connection went away")
         return real_counts_add(**kwargs)
 
-    monkeypatch.setattr(seeding, "customer_counts_add", counts_add_failing_the_second_time)
+    monkeypatch.setattr(bulk, "customer_counts_add", counts_add_failing_the_second_time)
     with pytest.raises(RuntimeError, match="went away"):
         seeding.seed_customers(
             tenant_id="tenant_seed", environment_id="env_seed", count=450, seed=3, writers=2
