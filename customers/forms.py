@@ -1,11 +1,13 @@
 """Forms of the admin pages: the customer edit form and its metadata key/value rows.
 
 Validation goes through ``customers.validation`` and the services' checks, so the admin
-shows the API's own messages and refuses exactly what the API refuses.
+refuses exactly what the API refuses, with the API's messages shown under the form's own
+labels (so without the API's field name in front: "Must be a valid email address").
 """
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.text import capfirst
 
 from customers.models import Customer, CustomerStatus
 from customers.scope import Scope
@@ -20,6 +22,14 @@ from customers.validation import (
 BLANK_METADATA_ROWS = 3
 
 
+def under_label(message: str) -> str:
+    """An API message ("must be ...", read after the field's name) as a message under the
+    field's label: "Must be ..."; "is required" becomes "This field is required"."""
+    if message.startswith("is "):
+        return f"This field {message}"
+    return capfirst(message)
+
+
 class MetadataRowsWidget(forms.Widget):
     """Metadata as rows of key and value inputs, with a few blank rows to add more."""
 
@@ -28,6 +38,9 @@ class MetadataRowsWidget(forms.Widget):
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
         rows = list(value.items()) if isinstance(value, dict) else list(value or [])
+        # Submitted blank rows are dropped (a refused save would otherwise show them again,
+        # plus three more each time): the filled rows, then always the same blank ones.
+        rows = [(key, item) for key, item in rows if key or item]
         rows += [("", "")] * BLANK_METADATA_ROWS
         context["widget"]["rows"] = rows[: MAX_METADATA_KEYS + BLANK_METADATA_ROWS]
         context["widget"]["max_keys"] = MAX_METADATA_KEYS
@@ -53,9 +66,9 @@ class MetadataField(forms.Field):
             if not key and not item:
                 continue
             if not key:
-                raise ValidationError("keys must be non-empty strings (a row has a value only)")
+                raise ValidationError("Keys must not be empty (a row has a value only)")
             if key in metadata:
-                raise ValidationError(f"key {key!r} is given twice")
+                raise ValidationError(f"Key {key!r} is given twice")
             metadata[key] = item
         return metadata
 
@@ -121,7 +134,11 @@ class CustomerAdminForm(forms.ModelForm):
             cleaned = clean_customer_fields(data)
         except CustomerValidationError as error:
             for field, messages in error.errors.items():
-                self.add_error(self.form_field(field), [f"{field} {m}" for m in messages])
+                form_field = self.form_field(field)
+                if form_field is None:  # not a field of this form: the API's whole sentence
+                    self.add_error(None, [f"{field} {m}" for m in messages])
+                else:
+                    self.add_error(form_field, [under_label(m) for m in messages])
             return self.cleaned_data
         self.cleaned_data["address_country"] = cleaned.get("address_country", "")
         customer_id = self.instance.pk if self.instance._state.adding is False else None
@@ -130,7 +147,7 @@ class CustomerAdminForm(forms.ModelForm):
         if parent_id and changes_parent and self.scope is not None:
             problem = parent_problem(scope=self.scope, customer_id=customer_id, parent_id=parent_id)
             if problem:
-                self.add_error("parent", f"parent_customer_id {problem}")
+                self.add_error("parent", under_label(problem))
         if (
             self.scope is not None
             and cleaned.get("status") != CustomerStatus.ARCHIVED
@@ -140,7 +157,7 @@ class CustomerAdminForm(forms.ModelForm):
         ):
             self.add_error(
                 "external_id",
-                "another live customer of this environment has this external_id",
+                "Another live customer of this environment already has this external id.",
             )
         return self.cleaned_data
 

@@ -3,6 +3,7 @@
 import csv
 import io
 import re
+from html import unescape
 
 import pytest
 from django.contrib.admin.templatetags.admin_list import items_for_result
@@ -434,6 +435,16 @@ def form_data(customer, **overrides) -> dict:
     return data
 
 
+def field_errors(html: str, field: str) -> list[str]:
+    """The messages under one field of a change form (its errorlist), as text."""
+    match = re.search(
+        rf'<ul class="errorlist"[^>]*id="id_{field}_error"[^>]*>(.*?)</ul>', html, re.S
+    )
+    if match is None:
+        return []
+    return [unescape(item) for item in re.findall(r"<li>(.*?)</li>", match.group(1), re.S)]
+
+
 class TestDetail:
     def test_edit_goes_through_the_services(self, operator_client, scope_a):
         customer = make_customer(scope_a.environment, name="Old", metadata={"a": "1", "b": "2"})
@@ -455,24 +466,36 @@ class TestDetail:
         assert customer.updated_at > before
 
     @pytest.mark.parametrize(
-        ("overrides", "message"),
+        ("overrides", "field", "message"),
         [
-            ({"email": "not-an-email"}, "email must be a valid email address"),
-            ({"address_country": "XX"}, "address_country must be an ISO 3166-1"),
-            ({"name": "x" * 256}, "name must be at most 255 characters"),
+            ({"email": "not-an-email"}, "email", "Must be a valid email address"),
+            (
+                {"address_country": "XX"},
+                "address_country",
+                "Must be an ISO 3166-1 alpha-2 country code (e.g. US) or empty",
+            ),
+            ({"name": "x" * 256}, "name", "Must be at most 255 characters"),
             (
                 {"metadata_key": ["k" * 41], "metadata_value": ["v"]},
-                "metadata keys must be at most 40",
+                "metadata",
+                "Keys must be at most 40 characters",
+            ),
+            (
+                {"metadata_key": ["", "k"], "metadata_value": ["v", "w"]},
+                "metadata",
+                "Keys must not be empty (a row has a value only)",
             ),
         ],
     )
-    def test_the_api_validation_messages_are_shown(
-        self, operator_client, scope_a, overrides, message
+    def test_the_api_validation_messages_are_shown_under_the_fields(
+        self, operator_client, scope_a, overrides, field, message
     ):
         customer = make_customer(scope_a.environment, name="Keep")
         response = operator_client.post(change_url(customer), form_data(customer, **overrides))
         assert response.status_code == 200
-        assert message in response.content.decode()
+        errors = field_errors(response.content.decode(), field)
+        assert len(errors) == 1
+        assert errors[0].startswith(message), errors  # without the API's field name
         customer.refresh_from_db()
         assert customer.name == "Keep"
 
@@ -483,7 +506,23 @@ class TestDetail:
             change_url(customer), form_data(customer, external_id="taken")
         )
         assert response.status_code == 200
-        assert "another live customer" in response.content.decode()
+        assert field_errors(response.content.decode(), "external_id") == [
+            "Another live customer of this environment already has this external id."
+        ]
+
+    def test_blank_metadata_rows_do_not_pile_up_on_refused_saves(self, operator_client, scope_a):
+        customer = make_customer(scope_a.environment, metadata={"tier": "gold"})
+        data = form_data(customer, address_country="XX")  # refused every time
+        for _ in range(4):
+            response = operator_client.post(change_url(customer), data)
+            assert response.status_code == 200
+            html = response.content.decode()
+            keys = re.findall(r'name="metadata_key" value="([^"]*)"', html)
+            values = re.findall(r'name="metadata_value" value="([^"]*)"', html)
+            assert keys == ["tier", "", "", ""]  # the filled row and three blank ones
+            assert values == ["gold", "", "", ""]
+            # Post the page back as the browser would: every row it shows.
+            data = {**data, "metadata_key": keys, "metadata_value": values}
 
     def test_parent_must_be_in_the_same_environment_and_not_a_descendant(
         self, operator_client, scope_a, scope_a_sandbox
@@ -491,10 +530,13 @@ class TestDetail:
         top = make_customer(scope_a.environment)
         child = make_customer(scope_a.environment, parent=top)
         elsewhere = make_customer(scope_a_sandbox.environment)
-        for parent in (child, elsewhere):
+        for parent, message in (
+            (child, "Must not be one of the customer's descendants"),
+            (elsewhere, "Must be an existing customer of the same tenant and environment"),
+        ):
             response = operator_client.post(change_url(top), form_data(top, parent=parent.pk))
             assert response.status_code == 200
-            assert "parent_customer_id must" in response.content.decode()
+            assert field_errors(response.content.decode(), "parent") == [message]
         top.refresh_from_db()
         assert top.parent_id is None
 

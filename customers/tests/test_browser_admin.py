@@ -366,13 +366,17 @@ def test_invalid_email_and_country_show_the_api_messages(
 
     # Still the change page, with the API's messages beside the fields, the input kept.
     expect(page.locator(".errornote")).to_be_visible()
-    expect(page.locator(".field-email .errorlist")).to_contain_text(
-        "email must be a valid email address"
-    )
-    expect(page.locator(".field-address_country .errorlist")).to_contain_text(
-        "address_country must be an ISO 3166-1 alpha-2 country code"
+    # The messages sit under the form's labels, so without the API's field names.
+    expect(page.locator(".field-email .errorlist")).to_have_text("Must be a valid email address")
+    expect(page.locator(".field-address_country .errorlist")).to_have_text(
+        "Must be an ISO 3166-1 alpha-2 country code (e.g. US) or empty"
     )
     expect(page.locator("#id_email")).to_have_value("not-an-email")
+    # Refused again: still one blank metadata row per blank row shown, no more.
+    assert metadata_rows(page) == [("", "")] * 3
+    save(page)
+    expect(page.locator(".errornote")).to_be_visible()
+    assert metadata_rows(page) == [("", "")] * 3
 
     # Nothing was saved, not even the valid field.
     customer.refresh_from_db()
