@@ -20,7 +20,9 @@ from django.db import connection, models, transaction
 
 from customers.counts import customer_counts_add
 from customers.models import Customer
+from customers.representation import row_as_dict
 from customers.scope import Scope
+from customers.shape import ROW_ATTRIBUTES
 
 PROGRESS_EVERY_ROWS = 5_000
 BULK_CREATE_BATCH_SIZE = 2_000
@@ -125,6 +127,12 @@ WRITTEN_ATTRIBUTES = (
 def written_values(row: CustomerRow) -> tuple[Any, ...]:
     """The row's values in WRITTEN_ATTRIBUTES order, after the scope's two."""
     return row[1:-1] + row.derived_keys
+
+
+def customer_row_object(row: CustomerRow, scope: Scope) -> dict[str, Any]:
+    """A written row as the API returns the customer (its ``customer.created`` event's)."""
+    values = {**row._asdict(), "tenant_id": scope.tenant_id, "environment_id": scope.environment_id}
+    return row_as_dict(tuple(values[attribute] for attribute in ROW_ATTRIBUTES))
 
 
 # Reports progress: report(phase, done, total), first with done=0 as a phase begins.

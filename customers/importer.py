@@ -37,17 +37,15 @@ from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from customers.bulk import CustomerRow, Reporter, write_customer_rows
+from customers.bulk import CustomerRow, Reporter, customer_row_object, write_customer_rows
 from customers.events import Actor, customer_created_events_record
 from customers.ids import new_customer_id
 from customers.models import Customer, CustomerStatus, Environment, Tenant, derived_keys_for
-from customers.representation import row_as_dict
 from customers.scope import Scope
 from customers.shape import (
     FIELD_NAMES,
     NULLABLE_FIELDS,
     REQUIRED_FIELDS,
-    ROW_ATTRIBUTES,
     SCOPE_FIELDS,
     TIMESTAMP_FIELDS,
 )
@@ -137,7 +135,9 @@ def import_customers_csv(
             check_no_parent_cycles(rows=rows)
             check_parents_in_scope(rows=rows, scope=scope)
             customer_created_events_record(
-                customers=(imported_customer(row, scope) for row in rows), scope=scope, actor=actor
+                customers=(customer_row_object(row, scope) for row in rows),
+                scope=scope,
+                actor=actor,
             )
     except OSError as error:
         raise CustomerImportError(f"cannot read {os.fspath(path)!r}: {error.strerror}") from None
@@ -149,12 +149,6 @@ def import_customers_csv(
             f"the import conflicts with a concurrent change and wrote nothing: {error}"
         ) from None
     return ImportResult(scope=scope, imported=len(rows), seconds=time.perf_counter() - started)
-
-
-def imported_customer(row: CustomerRow, scope: Scope) -> dict[str, Any]:
-    """An imported row as the API returns the customer (its event's object)."""
-    values = {**row._asdict(), "tenant_id": scope.tenant_id, "environment_id": scope.environment_id}
-    return row_as_dict(tuple(values[attribute] for attribute in ROW_ATTRIBUTES))
 
 
 def reading_only(report: Reporter) -> Reporter:

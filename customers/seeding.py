@@ -29,17 +29,6 @@ from datetime import UTC, datetime, timedelta
 from django.db import IntegrityError, connection, transaction
 
 from customers.bulk import CustomerRow, SharedProgress, write_counted, write_in_parallel
-from customers.demo import (
-    COMPANY_FIRST,
-    COMPANY_SECOND,
-    COMPANY_SUFFIX,
-    MAILBOXES,
-    PEOPLE,
-    PLACES,
-    PLAN_TIERS,
-    REGIONS,
-    STREETS,
-)
 from customers.exports import COLUMNS as EXPORT_COLUMNS
 from customers.ids import CUSTOMER_ID_PREFIX, ULID_LENGTH, ulid_bytes
 from customers.models import Customer, CustomerStatus, derived_keys_for
@@ -47,6 +36,111 @@ from customers.representation import rfc3339
 from customers.scope import Scope
 from customers.selectors import ROW_COLUMNS
 from customers.services import environment_ensure
+
+# The words customers are made of (companies, people, places, metadata values).
+COMPANY_FIRST = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Wonka",
+    "Tyrell",
+    "Cyberdyne",
+    "Soylent",
+    "Hooli",
+    "Pied Piper",
+    "Vandelay",
+    "Dunder",
+    "Aperture",
+    "Black Mesa",
+    "Oscorp",
+    "Nakatomi",
+    "Gringotts",
+    "Monarch",
+    "Blue Sun",
+    "Massive Dynamic",
+    "Prestige",
+    "Octan",
+    "Zorg",
+    "Atlas",
+    "Northwind",
+    "Contoso",
+    "Fabrikam",
+    "Tailspin",
+    "Litware",
+    "Adatum",
+    "Bluth",
+    "Sterling",
+    "Duff",
+    "Krusty",
+    "Ollivander",
+    "Weyland",
+    "Yoyodyne",
+    "Zenith",
+]
+COMPANY_SECOND = [
+    "Analytics",
+    "Cloud",
+    "Labs",
+    "Logistics",
+    "Health",
+    "Energy",
+    "Media",
+    "Robotics",
+    "Payments",
+    "Foods",
+    "Travel",
+    "Security",
+    "Studios",
+    "Systems",
+    "Ventures",
+    "Networks",
+]
+COMPANY_SUFFIX = ["Inc", "LLC", "Ltd", "GmbH", "SAS", "Corp", "Co", "AG", "BV", "Pty Ltd"]
+PEOPLE = [
+    "Ada",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Alan",
+    "Katherine",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Radia",
+    "Tim",
+    "Frances",
+    "Guido",
+    "Hedy",
+    "Edsger",
+    "Sophie",
+    "José",
+    "Zoë",
+    "Åsa",
+    "Jürgen",
+]
+MAILBOXES = ["billing", "finance", "accounts", "ap", "admin", "ops"]
+PLACES = [
+    ("San Francisco", "CA", "94105", "US"),
+    ("Austin", "TX", "78701", "US"),
+    ("New York", "NY", "10001", "US"),
+    ("Seattle", "WA", "98101", "US"),
+    ("Toronto", "ON", "M5H 2N2", "CA"),
+    ("London", "", "EC1A 1BB", "GB"),
+    ("Berlin", "", "10115", "DE"),
+    ("Paris", "", "75002", "FR"),
+    ("Amsterdam", "", "1012 JS", "NL"),
+    ("Stockholm", "", "111 52", "SE"),
+    ("Bengaluru", "KA", "560001", "IN"),
+    ("Sydney", "NSW", "2000", "AU"),
+    ("São Paulo", "SP", "01310-100", "BR"),
+    ("Tokyo", "", "100-0005", "JP"),
+]
+STREETS = ["Main Street", "Market St", "Innovation Ave", "King Street", "Harbour Road", "Elm Way"]
+PLAN_TIERS = ["free", "starter", "growth", "enterprise"]
+REGIONS = ["us-east", "us-west", "eu-central", "ap-south"]
 
 START = datetime(2022, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=3 * 365)  # created_at runs from START over three years
@@ -143,18 +237,23 @@ def seed_blocks(count: int) -> list[range]:
     ]
 
 
-def seed_customer_rows(*, scope: Scope, count: int, seed: int) -> Iterator[CustomerRow]:
+def seed_customer_rows(
+    *, scope: Scope, count: int, seed: int, external_ids: str | None = None
+) -> Iterator[CustomerRow]:
     """``count`` customers of ``scope``, the same ones for the same arguments.
 
-    Row ``n`` (``line``) has external id ``acct_<seed>_<n>``; about 10% are branches of an
-    earlier company row (``parent_id``); the rest are companies and people.
+    Row ``n`` (``line``) has external id ``external_ids.format(n)`` (default
+    ``acct_<seed>_<n, 7 digits>``); about 10% are branches of an earlier company row
+    (``parent_id``); the rest are companies and people.
     """
     if count < 0:
         raise ValueError("count must not be negative")
     if count > SPAN_US:
         raise ValueError(f"at most {SPAN_US} customers fit in the creation span")
     for block in seed_blocks(count):
-        yield from seed_block_rows(scope=scope, count=count, seed=seed, numbers=block)
+        yield from seed_block_rows(
+            scope=scope, count=count, seed=seed, numbers=block, external_ids=external_ids
+        )
 
 
 def seed_blocks_rows(
@@ -166,7 +265,7 @@ def seed_blocks_rows(
 
 
 def seed_block_rows(
-    *, scope: Scope, count: int, seed: int, numbers: range
+    *, scope: Scope, count: int, seed: int, numbers: range, external_ids: str | None = None
 ) -> Iterator[CustomerRow]:
     """The rows ``numbers`` (one block of ``seed_blocks(count)``) of a seeding."""
     block = (numbers.start - 1) // SEED_BLOCK_SIZE
@@ -175,7 +274,7 @@ def seed_block_rows(
     step_us = SPAN_US // max(count, 1)
     one_us = timedelta(microseconds=1)
     prefix = CUSTOMER_ID_PREFIX
-    external_prefix = f"acct_{seed}_"
+    external_id_of = (external_ids or f"acct_{seed}_{{:07d}}").format
     companies, persons, line1s, suites = COMPANIES, PERSONS, LINE1, SUITES
     places, mailboxes, mail_domains = PLACES, MAILBOXES, PERSONAL_MAIL_DOMAINS
     plain_metadata, managed_metadata = PLAIN_METADATA, MANAGED_METADATA
@@ -200,7 +299,7 @@ def seed_block_rows(
         ms = start_ms + created_us // 1000
         ulid = ulid_bytes(ms, random_bytes(16))
         customer_id = prefix + ulid.decode()
-        external_id = external_prefix + str(number).zfill(7)
+        external_id = external_id_of(number)
         city, state, postal_code, country = places[int(rand() * n_places)]
 
         kind = rand()

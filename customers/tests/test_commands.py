@@ -150,7 +150,9 @@ class TestSeedDemo:
         }
         assert production.filter(parent__isnull=False).count() >= 10
         assert production.filter(email__isnull=True).exists()
-        assert production.exclude(metadata={}).count() == production.count()
+        # Most customers have metadata, a few have none (both cases show in the pages).
+        assert production.filter(metadata={}).exists()
+        assert production.exclude(metadata={}).count() > production.count() * 0.8
         for customer in production.filter(parent__isnull=False).select_related("parent"):
             assert customer.parent.environment_id == customer.environment_id
 
