@@ -42,6 +42,7 @@ from customers.events import Actor, customer_created_events_record
 from customers.ids import new_customer_id
 from customers.models import Customer, CustomerStatus, Environment, Tenant, derived_keys_for
 from customers.scope import Scope
+from customers.selectors import customers_in_scope
 from customers.shape import (
     FIELD_NAMES,
     NULLABLE_FIELDS,
@@ -508,11 +509,8 @@ def live_external_ids_in_scope(*, external_ids: list[str], scope: Scope) -> dict
     taken: dict[str, str] = {}
     for batch in lookup_batches(external_ids):
         taken.update(
-            Customer.objects.filter(
-                attribute_in(attribute="external_id", values=batch),
-                tenant_id=scope.tenant_id,
-                environment_id=scope.environment_id,
-            )
+            customers_in_scope(scope=scope)
+            .filter(attribute_in(attribute="external_id", values=batch))
             .exclude(status=CustomerStatus.ARCHIVED)
             .values_list("external_id", "id")
         )
@@ -524,11 +522,9 @@ def customer_ids_in_scope(*, ids: list[str], scope: Scope) -> set[str]:
     found: set[str] = set()
     for batch in lookup_batches(ids):
         found.update(
-            Customer.objects.filter(
-                attribute_in(attribute="id", values=batch),
-                tenant_id=scope.tenant_id,
-                environment_id=scope.environment_id,
-            ).values_list("id", flat=True)
+            customers_in_scope(scope=scope)
+            .filter(attribute_in(attribute="id", values=batch))
+            .values_list("id", flat=True)
         )
     return found
 

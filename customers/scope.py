@@ -16,6 +16,11 @@ class Scope:
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.environment_id}"
 
+    def confine(self, queryset):
+        """``queryset`` (of any model with a tenant and an environment) within this scope:
+        the one way every query is limited to a scope."""
+        return queryset.filter(tenant_id=self.tenant_id, environment_id=self.environment_id)
+
 
 @dataclass(frozen=True, slots=True)
 class TenantScope:
@@ -24,3 +29,9 @@ class TenantScope:
     @property
     def is_unrestricted(self) -> bool:
         return self.tenant_ids is None
+
+    def confine(self, queryset):
+        """``queryset`` within these tenants (all of them when unrestricted)."""
+        if self.tenant_ids is None:
+            return queryset.all()
+        return queryset.filter(tenant_id__in=sorted(self.tenant_ids))

@@ -34,13 +34,7 @@ class CustomerNotFoundError(Exception):
 
 def customers_in_scope(*, scope: Scope | TenantScope) -> QuerySet[Customer]:
     """The base of every customer query: nothing outside the scope is ever reachable."""
-    if isinstance(scope, Scope):
-        return Customer.objects.filter(
-            tenant_id=scope.tenant_id, environment_id=scope.environment_id
-        )
-    if scope.is_unrestricted:
-        return Customer.objects.all()
-    return Customer.objects.filter(tenant_id__in=sorted(scope.tenant_ids))
+    return scope.confine(Customer.objects.all())
 
 
 def customer_get(*, scope: Scope, customer_id: str, for_update: bool = False) -> Customer:
@@ -271,6 +265,5 @@ def customer_page(
 
 def customer_events(*, scope: Scope, customer_id: str) -> QuerySet[CustomerEvent]:
     """One customer's events, newest first (its history)."""
-    return CustomerEvent.objects.filter(
-        tenant_id=scope.tenant_id, environment_id=scope.environment_id, customer_id=customer_id
-    ).order_by("-created_at", "-id")
+    events = scope.confine(CustomerEvent.objects.all())
+    return events.filter(customer_id=customer_id).order_by("-created_at", "-id")

@@ -61,9 +61,7 @@ def read_key(request: Request) -> str | None:
 
 def claim(*, scope: Scope, key: str, fingerprint: str) -> IdempotencyRecord | None:
     """The earlier record for this key (unexpired), or None once this request owns the key."""
-    records = IdempotencyRecord.objects.filter(
-        tenant_id=scope.tenant_id, environment_id=scope.environment_id, key=key
-    )
+    records = scope.confine(IdempotencyRecord.objects.all()).filter(key=key)
     records.filter(created_at__lt=timezone.now() - LIFETIME).delete()
     try:
         with transaction.atomic():
@@ -110,9 +108,9 @@ def idempotent(handler):
             if response.status_code >= 500:
                 transaction.set_rollback(True)
                 return response
-            IdempotencyRecord.objects.filter(
-                tenant_id=scope.tenant_id, environment_id=scope.environment_id, key=key
-            ).update(response_status=response.status_code, response_body=response.data)
+            scope.confine(IdempotencyRecord.objects.all()).filter(key=key).update(
+                response_status=response.status_code, response_body=response.data
+            )
             return response
 
     return wrapper
