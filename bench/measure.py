@@ -1,0 +1,538 @@
+"""The measurements: the queries timed in turns, throughput, the CSV export, bulk writes."""
+
+import contextlib
+import http.client
+import math
+import re
+import resource
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from bench.common import (
+    COUNTS_TABLE,
+    CUSTOMER_TABLE,
+    EVENTS_TABLE,
+    LOOPBACK,
+    ROOT,
+    BenchError,
+)
+from bench.data import manage
+from bench.queries import Floor, Query
+from bench.server import Client, Server
+from bench.system import cpu_seconds, memory_kib, postgres_cpu_seconds
+
+# -- Latency: every query, every way of answering it, in turns -------------------------------
+
+APP = "app"  # the product served from this checkout
+SQL_FLOOR = "sql"  # the query's raw SQL through psycopg
+
+
+@dataclass
+class Timing:
+    samples: list[float]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.samples) * 1000
+
+    @property
+    def p95(self) -> float:
+        ordered = sorted(self.samples)
+        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] * 1000
+
+
+@dataclass
+class Result:
+    query: Query
+    timings: dict[str, Timing]  # by Variant.name, for the variants that answer the query
+
+    @property
+    def app(self) -> Timing:
+        return self.timings[APP]
+
+    @property
+    def floor(self) -> Timing:
+        return self.timings[SQL_FLOOR]
+
+    def ratio(self, numerator: str = APP, denominator: str = SQL_FLOOR) -> float | None:
+        if numerator not in self.timings or denominator not in self.timings:
+            return None
+        below = self.timings[denominator].p50
+        return self.timings[numerator].p50 / below if below else math.inf
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.query.target_ms is None else self.app.p50 <= self.query.target_ms
+
+
+class Variant:
+    """One way of answering the queries (a server, or the raw SQL), timed in turn with the
+    others."""
+
+    name: str
+
+    def answers(self, query: Query) -> bool:
+        return True
+
+    def sample(self, query: Query, *, check: bool) -> float:
+        raise NotImplementedError
+
+
+class HttpVariant(Variant):
+    """A server, over one keep-alive connection per kind of query ("api", "admin")."""
+
+    def __init__(self, name: str, clients: dict[str, Client]):
+        self.name = name
+        self.clients = clients
+
+    def answers(self, query: Query) -> bool:
+        return query.kind in self.clients
+
+    def fetch(self, query: Query) -> tuple[bytes, float]:
+        status, body, seconds = self.clients[query.kind].get(query.path)
+        if status != 200:
+            raise BenchError(
+                f"{self.name}: {query.name}: HTTP {status} for {query.path}: {body[:300]!r}"
+            )
+        return body, seconds
+
+    def sample(self, query: Query, *, check: bool) -> float:
+        body, seconds = self.fetch(query)
+        if check:
+            problem = query.check(body)
+            if problem:
+                raise BenchError(f"{self.name}: {query.name}: {problem}")
+        return seconds
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+
+class SqlFloorVariant(Variant):
+    """The query's raw SQL on one psycopg connection: the page, then the total if needed."""
+
+    name = SQL_FLOOR
+
+    def __init__(self, connection: psycopg.Connection):
+        self.connection = connection
+
+    def sample(self, query: Query, *, check: bool) -> float:
+        return floor_sample(self.connection, query.floor)
+
+
+def floor_sample(connection: psycopg.Connection, floor: Floor) -> float:
+    started = time.perf_counter()
+    rows = connection.execute(
+        floor.page, (*floor.page_params, floor.limit, floor.offset)
+    ).fetchall()
+    # Like the app: a page that is neither empty nor full shows where the list ends.
+    needs_total = not (rows and len(rows) < floor.limit) and (rows or floor.offset)
+    if needs_total and floor.total is not None:
+        connection.execute(floor.total, floor.total_params).fetchone()
+    return time.perf_counter() - started
+
+
+# Consecutive samples of one query in a round (as a client paging through a list would send
+# them): enough for its code and data to be warm, few enough to spread it over the run.
+ROUND_SAMPLES = 5
+
+
+def measure_interleaved(
+    queries: list[Query], *, variants: list[Variant], warmup: int, samples: int
+) -> list[Result]:
+    """Each query's warm-up requests, then rounds: in each, every query in turn, answered
+    ROUND_SAMPLES times by each variant in turn, until each has ``samples``. A slow phase of
+    this shared machine then lands on every query and every variant alike, instead of on
+    whichever was being measured when it came; the variants' order rotates from round to
+    round, so none always comes first after another query (colder caches)."""
+    taken: dict[tuple[str, str], list[float]] = {
+        (query.name, variant.name): [] for query in queries for variant in variants
+    }
+    for query in queries:
+        for variant in variants:
+            if variant.answers(query):
+                for number in range(warmup):
+                    variant.sample(query, check=number == 0)
+    done = rounds = 0
+    while done < samples:
+        batch = min(ROUND_SAMPLES, samples - done)
+        turn = rounds % len(variants)
+        ordered = variants[turn:] + variants[:turn]
+        for query in queries:
+            for variant in ordered:
+                if variant.answers(query):
+                    taken[query.name, variant.name].extend(
+                        variant.sample(query, check=False) for _ in range(batch)
+                    )
+        done += batch
+        rounds += 1
+    return [
+        Result(
+            query,
+            {
+                variant.name: Timing(taken[query.name, variant.name])
+                for variant in variants
+                if variant.answers(query)
+            },
+        )
+        for query in queries
+    ]
+
+
+# -- Throughput ------------------------------------------------------------------------------
+
+
+@dataclass
+class Throughput:
+    connections: int
+    seconds: float
+    requests: int
+    errors: int
+    latencies: list[float]
+    server_cpu_seconds: float  # gunicorn's processes (user + system) during the run
+    client_cpu_seconds: float  # this process's, for the client threads
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def server_cpu_ms_per_request(self) -> float:
+        return self.server_cpu_seconds * 1000 / self.requests if self.requests else math.nan
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies) * 1000 if self.latencies else math.nan
+
+
+def measure_throughput(
+    *, server: Server, headers: dict[str, str], path: str, connections: int, seconds: float
+) -> Throughput:
+    port = server.port
+    server_pids = server.pids()
+    start_together = threading.Barrier(connections + 1)
+    stop_at: list[float] = []
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors = [0]
+
+    def run() -> None:
+        client = Client(port, headers)
+        client.get(path)  # connect and warm this connection's worker thread
+        mine, failed = [], 0
+        start_together.wait()
+        while time.perf_counter() < stop_at[0]:
+            try:
+                status, _, elapsed = client.get(path)
+            except (OSError, http.client.HTTPException):
+                failed += 1
+                client.close()
+                continue
+            if status == 200:
+                mine.append(elapsed)
+            else:
+                failed += 1
+        client.close()
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    stop_at.append(time.perf_counter() + 10**9)  # replaced below, once everyone is ready
+    start_together.wait()  # every connection is open and warm
+    server_cpu, client_cpu = cpu_seconds(server_pids), time.process_time()
+    started = time.perf_counter()
+    stop_at[0] = started + seconds
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return Throughput(
+        connections,
+        elapsed,
+        len(latencies),
+        errors[0],
+        latencies,
+        server_cpu_seconds=cpu_seconds(server_pids) - server_cpu,
+        client_cpu_seconds=time.process_time() - client_cpu,
+    )
+
+
+# -- The CSV export --------------------------------------------------------------------------
+
+
+@dataclass
+class Export:
+    seconds: float
+    rows: int
+    megabytes: float
+    peak_rss_mib: float  # the highest VmRSS of a worker while the export streamed
+    baseline_rss_mib: float  # that worker's VmRSS just before the export
+    hwm_mib: float  # that worker's VmHWM (lifetime peak) afterwards
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def measure_export(*, server: Server, cookie: str, path: str) -> Export:
+    workers = server.worker_pids()
+    baseline = {pid: memory_kib(pid, "VmRSS") for pid in workers}
+    peak = dict(baseline)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for pid in workers:
+                peak[pid] = max(peak[pid], memory_kib(pid, "VmRSS"))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    connection = http.client.HTTPConnection(LOOPBACK, server.port, timeout=600)
+    started = time.perf_counter()
+    newlines = size = 0
+    try:
+        connection.request("GET", path, headers={"Cookie": cookie})
+        response = connection.getresponse()
+        if response.status != 200:
+            raise BenchError(f"export: HTTP {response.status}: {response.read(300)!r}")
+        while chunk := response.read(1 << 16):
+            newlines += chunk.count(b"\n")
+            size += len(chunk)
+        seconds = time.perf_counter() - started
+    finally:
+        done.set()
+        sampler.join()
+        connection.close()
+    busiest = max(workers, key=lambda pid: peak[pid] - baseline[pid])
+    return Export(
+        seconds=seconds,
+        rows=newlines - 1,  # the header
+        megabytes=size / 1e6,
+        peak_rss_mib=peak[busiest] / 1024,
+        baseline_rss_mib=baseline[busiest] / 1024,
+        hwm_mib=memory_kib(busiest, "VmHWM") / 1024,
+    )
+
+
+# -- Bulk writes -----------------------------------------------------------------------------
+
+
+@dataclass
+class Writes:
+    """Bulk writes into scratch scopes of the same database, removed afterwards."""
+
+    seed_rows: int
+    seed_seconds: float  # the command's own figure: generating and writing, one transaction
+    import_rows: int
+    import_seconds: float  # the command's own figure: reading, checking, writing, commit
+    # The import command's own CPU time (Python: starting Django, reading, checking, sending).
+    import_cpu_seconds: float
+    # PostgreSQL's CPU time meanwhile (all its processes; None if they cannot be read).
+    import_postgres_cpu_seconds: float | None
+    # Events the import recorded (one per row since the event log; 0 before it).
+    import_events: int
+    cleanup_seconds: float
+    unindexed_copy_seconds: float | None = None  # the file COPYed into an unindexed table
+    seed_events: int = 0
+
+    @property
+    def seed_rows_per_second(self) -> float:
+        return self.seed_rows / self.seed_seconds
+
+    @property
+    def import_rows_per_second(self) -> float:
+        return self.import_rows / self.import_seconds
+
+
+WRITES_TENANT = "tenant_bench_writes"
+SEED_ENVIRONMENT = "env_bench_writes_seed"
+IMPORT_ENVIRONMENT = "env_bench_writes_import"
+
+
+def command_seconds(output: str, pattern: str) -> float:
+    match = re.search(pattern, output)
+    if not match:
+        raise BenchError(f"cannot read the duration in {output.strip()!r}")
+    return float(match.group(1))
+
+
+def table_exists(connection: psycopg.Connection, table: str) -> bool:
+    return connection.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()[0]
+
+
+def events_in(connection: psycopg.Connection, *, tenant: str, environment: str) -> int:
+    if not table_exists(connection, EVENTS_TABLE):
+        return 0
+    return connection.execute(
+        f"SELECT COUNT(*) FROM {EVENTS_TABLE} WHERE tenant_id = %s AND environment_id = %s",
+        [tenant, environment],
+    ).fetchone()[0]
+
+
+def remove_write_scopes(database_url: str) -> float:
+    """Delete the scratch scopes' events, customers and counts, then VACUUM: the data set is
+    as before (one DELETE of the customers, so parent links inside the set need no order).
+
+    Their events go first, as they reference the customers, and are vacuumed away before the
+    customers are deleted: the foreign key's check for each deleted customer looks for its
+    events by `customer_id` alone, which no index leads with, so it scans the event table,
+    dead rows included (deleting 110,000 customers took 56 s with 10,000 dead events in it).
+    """
+    started = time.perf_counter()
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        if table_exists(connection, EVENTS_TABLE):
+            connection.execute(f"DELETE FROM {EVENTS_TABLE} WHERE tenant_id = %s", [WRITES_TENANT])
+            connection.execute(f"VACUUM (ANALYZE) {EVENTS_TABLE}")
+        connection.execute(f"DELETE FROM {CUSTOMER_TABLE} WHERE tenant_id = %s", [WRITES_TENANT])
+        connection.execute(f"DELETE FROM {COUNTS_TABLE} WHERE tenant_id = %s", [WRITES_TENANT])
+        connection.execute(f"VACUUM (ANALYZE) {CUSTOMER_TABLE}")
+    return time.perf_counter() - started
+
+
+def write_import_file(environment: dict[str, str], path: Path, *, rows: int) -> None:
+    """A CSV file of ``rows`` seeded customers (`seed_customers --csv`, this checkout's)."""
+    manage(
+        environment,
+        "seed_customers",
+        f"--count={rows}",
+        f"--tenant={WRITES_TENANT}",
+        f"--environment={IMPORT_ENVIRONMENT}",
+        "--seed=22",
+        f"--csv={path}",
+        capture=True,
+    )
+
+
+def measure_writes(
+    *,
+    database_url: str,
+    environment: dict[str, str],
+    seed_rows: int,
+    import_file: Path,
+    import_rows: int,
+    cwd: Path = ROOT,
+    unindexed_copy: bool = True,
+) -> Writes:
+    """`seed_customers --count seed_rows` into a new scope, and `import_customers` of
+    ``import_file`` into another, both into the full table (its indexes hold the million
+    customers), with the server stopped; the commands of the checkout at ``cwd``."""
+    remove_write_scopes(database_url)  # what an interrupted earlier run may have left
+    try:
+        print(f"seed_customers --count {seed_rows:,} into {WRITES_TENANT}/{SEED_ENVIRONMENT}")
+        output = manage(
+            environment,
+            "seed_customers",
+            f"--count={seed_rows}",
+            f"--tenant={WRITES_TENANT}",
+            f"--environment={SEED_ENVIRONMENT}",
+            "--seed=21",
+            capture=True,
+            cwd=cwd,
+        )
+        print(f"  {output.strip()}")
+        seed_seconds = command_seconds(output, r" in ([0-9.]+)s \(")
+        # The import needs the scope to exist: an empty seeding creates it.
+        manage(
+            environment,
+            "seed_customers",
+            "--count=0",
+            f"--tenant={WRITES_TENANT}",
+            f"--environment={IMPORT_ENVIRONMENT}",
+            capture=True,
+            cwd=cwd,
+        )
+        size = import_file.stat().st_size / 1e6
+        print(f"import_customers of {import_rows:,} rows ({size:.0f} MB)")
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        postgres_before = postgres_cpu_seconds()
+        output = manage(
+            environment,
+            "import_customers",
+            str(import_file),
+            f"--tenant={WRITES_TENANT}",
+            f"--environment={IMPORT_ENVIRONMENT}",
+            capture=True,
+            cwd=cwd,
+        )
+        print(f"  {output.strip()}")
+        import_seconds = command_seconds(output, r" in ([0-9.]+)s \(")
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        postgres_after = postgres_cpu_seconds()
+        import_postgres_cpu_seconds = (
+            postgres_after - postgres_before
+            if postgres_before is not None and postgres_after is not None
+            else None
+        )
+        import_cpu_seconds = (children_after.ru_utime - children_before.ru_utime) + (
+            children_after.ru_stime - children_before.ru_stime
+        )
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            import_events = events_in(
+                connection, tenant=WRITES_TENANT, environment=IMPORT_ENVIRONMENT
+            )
+            seed_events = events_in(connection, tenant=WRITES_TENANT, environment=SEED_ENVIRONMENT)
+        print(f"  {import_events:,} events recorded by the import")
+        unindexed_copy_seconds = None
+        if unindexed_copy:
+            unindexed_copy_seconds = copy_into_unindexed_table(database_url, import_file)
+            print(f"  the file COPYed into a table without indexes: {unindexed_copy_seconds:.2f}s")
+    finally:
+        print("removing the scratch scopes (DELETE, VACUUM ANALYZE)")
+        cleanup_seconds = remove_write_scopes(database_url)
+    return Writes(
+        seed_rows=seed_rows,
+        seed_seconds=seed_seconds,
+        seed_events=seed_events,
+        import_rows=import_rows,
+        import_seconds=import_seconds,
+        import_cpu_seconds=import_cpu_seconds,
+        import_postgres_cpu_seconds=import_postgres_cpu_seconds,
+        import_events=import_events,
+        unindexed_copy_seconds=unindexed_copy_seconds,
+        cleanup_seconds=cleanup_seconds,
+    )
+
+
+def copy_into_unindexed_table(database_url: str, path: Path) -> float:
+    """PostgreSQL's floor for loading the file: COPY into a temporary table with the customer
+    table's columns and none of its indexes, constraints or triggers."""
+    with path.open("rb") as csv_file:
+        header = csv_file.readline().decode().strip().split(",")
+        # The export's header names are the table's column names.
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in header)
+        with psycopg.connect(database_url) as connection:
+            # The same columns and types; no indexes, constraints (NOT NULL included: an
+            # empty cell is NULL here) or triggers.
+            connection.execute(
+                sql.SQL("CREATE TEMPORARY TABLE unindexed AS SELECT * FROM {} WITH NO DATA").format(
+                    sql.Identifier(CUSTOMER_TABLE)
+                )
+            )
+            started = time.perf_counter()
+            statement = sql.SQL("COPY unindexed ({}) FROM STDIN (FORMAT csv)").format(columns)
+            with connection.cursor().copy(statement) as copy:
+                while block := csv_file.read(1 << 20):
+                    copy.write(block)
+            seconds = time.perf_counter() - started
+            connection.rollback()
+    return seconds
+
+
+@contextlib.contextmanager
+def import_file_of(environment: dict[str, str], *, rows: int):
+    """A temporary CSV file of ``rows`` seeded customers, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="crm_bench_import_") as directory:
+        path = Path(directory) / "customers.csv"
+        write_import_file(environment, path, rows=rows)
+        yield path
