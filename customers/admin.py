@@ -71,6 +71,8 @@ ADMIN_PARAMS = {ALL_VAR, ORDER_VAR, PAGE_VAR, ERROR_FLAG, IS_POPUP_VAR, TO_FIELD
 COUNT_VAR = "count"
 ADMIN_PARAMS |= {"_changelist_filters", COUNT_VAR}
 CHILDREN_PER_PAGE = 20
+# The archive confirmation names at most this many of the customers it will archive.
+ARCHIVE_LISTED = 100
 HISTORY_PER_PAGE = 50
 # Shown only when the list spans several environments.
 SCOPE_COLUMNS = ("tenant_id", "environment_id")
@@ -158,6 +160,10 @@ def breakable_email(email: str | None):
         local,
         format_html_join(mark_safe(".<wbr>"), "{}", ((label,) for label in labels)),
     )
+
+
+def customers_word(count: int) -> str:
+    return "customer" if count == 1 else "customers"
 
 
 class SaveRefusedError(Exception):
@@ -538,7 +544,11 @@ class CustomerAdmin(admin.ModelAdmin):
 
     @admin.action(description="Archive the selected customers", permissions=["change"])
     def archive_selected(self, request, queryset):
+        # As delete_selected: an intermediate page lists them, its form POSTs `post=yes`.
+        if request.POST.get("post") != "yes":
+            return self.archive_confirmation(request, queryset)
         self.apply_to_each(request, queryset, customer_archive, "archived")
+        return None
 
     @admin.action(description="Restore the selected customers", permissions=["change"])
     def restore_selected(self, request, queryset):
@@ -559,7 +569,7 @@ class CustomerAdmin(admin.ModelAdmin):
             self.log_change(request, changed, [{"changed": {"fields": ["status"]}}])
             done += 1
         if done:
-            messages.success(request, f"{done} customer(s) {verb}.")
+            messages.success(request, f"{done} {customers_word(done)} {verb}.")
         for reason in refused:
             messages.error(request, f"Not {verb}: {reason}")
 
@@ -583,19 +593,59 @@ class CustomerAdmin(admin.ModelAdmin):
         ]
         return urls + super().get_urls()
 
-    def status_view(self, request, object_id, service, verb):
-        if request.method != "POST":
+    def status_view(self, request, object_id, service, verb, *, confirm: bool = False):
+        """POST: change the customer's status. A GET, when ``confirm``, asks first (a page
+        whose form POSTs here); otherwise it is not allowed."""
+        if request.method != "POST" and not confirm:
             return HttpResponseNotAllowed(["POST"])
         if not self.has_change_permission(request):
             return HttpResponseRedirect(reverse("admin:index"))
         customer = get_object_or_404(self.get_queryset(request), pk=object_id)
-        self.apply_to_each(
-            request, self.get_queryset(request).filter(pk=customer.pk), service, verb
-        )
+        one = self.get_queryset(request).filter(pk=customer.pk)
+        if request.method != "POST":
+            return self.archive_confirmation(request, one, customer=customer)
+        self.apply_to_each(request, one, service, verb)
         return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[customer.pk]))
 
+    def archive_confirmation(self, request, queryset, *, customer=None):
+        """Django admin's "Are you sure?" page for archiving ``customer`` or, from the bulk
+        action, the selected customers (at most ARCHIVE_LISTED of them named)."""
+        listed = list(
+            queryset.select_related(None)
+            .only("id", "name", "external_id", "status", "tenant_id", "environment_id")
+            .order_by("name_key", "id")[: ARCHIVE_LISTED + 1]
+        )
+        if not listed:  # the selection is no longer there (or never was, for this user)
+            messages.warning(request, "None of the selected customers can be archived.")
+            return None
+        count = len(listed) if len(listed) <= ARCHIVE_LISTED else queryset.count()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Are you sure?",
+            "subtitle": None,
+            "opts": self.opts,
+            "object": customer,
+            "customers": listed[:ARCHIVE_LISTED],
+            "count": count,
+            "count_word": customers_word(count),
+            "unlisted": max(count - ARCHIVE_LISTED, 0),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            # The action's own form fields, posted again with `post=yes`.
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across") == "1",
+            "cancel_url": (
+                reverse("admin:customers_customer_change", args=[customer.pk])
+                if customer is not None
+                else request.get_full_path()
+            ),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/customers/customer/archive_confirmation.html", context
+        )
+
     def archive_view(self, request, object_id):
-        return self.status_view(request, object_id, customer_archive, "archived")
+        return self.status_view(request, object_id, customer_archive, "archived", confirm=True)
 
     def restore_view(self, request, object_id):
         return self.status_view(request, object_id, customer_restore, "restored")

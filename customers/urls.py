@@ -6,4 +6,5 @@ app_name = "customers"
 
 urlpatterns = [
     path("environment/switch", views.environment_switch, name="environment_switch"),
+    path("favicon.ico", views.favicon, name="favicon"),
 ]

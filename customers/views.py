@@ -6,9 +6,10 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.admin.views.main import PAGE_VAR
 from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from customers.access import (
     ALL_ENVIRONMENTS,
@@ -47,3 +48,9 @@ def environment_switch(request: HttpRequest) -> HttpResponseRedirect:
         messages.error(request, "That environment is not one of yours.")
         return HttpResponseRedirect(next_url)  # nothing changed, the page neither
     return HttpResponseRedirect(url_without_params(next_url, DROPPED_ON_SWITCH))
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """`/favicon.ico`, which browsers ask for whatever the page links: the static icon."""
+    return HttpResponseRedirect(static("customers/favicon.svg"))

@@ -631,16 +631,33 @@ class TestDetail:
         for field in server_set:
             assert f"field-{field}" in html, field
 
-    def test_archive_and_restore_buttons(self, operator_client, scope_a):
-        customer = make_customer(scope_a.environment)
-        operator_client.post(f"{CHANGELIST}{customer.pk}/archive/")
-        customer.refresh_from_db()
-        assert customer.status == "archived"
-        assert "restore-customer" in operator_client.get(change_url(customer)).content.decode()
-        operator_client.post(f"{CHANGELIST}{customer.pk}/restore/")
-        customer.refresh_from_db()
-        assert customer.status == "published"
-        assert operator_client.get(f"{CHANGELIST}{customer.pk}/archive/").status_code == 405
+    def test_archive_asks_first_and_restore_does_not(self, operator_client, scope_a):
+        customer = make_customer(scope_a.environment, name="Cyclical Corp")
+        archive = f"{CHANGELIST}{customer.pk}/archive/"
+        html = operator_client.get(change_url(customer)).content.decode()
+        assert f'<a href="{archive}" id="archive-customer">Archive</a>' in html
+        # The button leads to a confirmation page, which changes nothing by itself.
+        response = operator_client.get(archive)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "<h1>Are you sure?</h1>" in html
+        assert "archive the customer “Cyclical Corp" in html
+        assert '<form method="post">' in html
+        assert 'value="Yes, I\u2019m sure"' in html  # Django's wording
+        assert f'href="{change_url(customer)}" class="button cancel-link"' in html
+        assert status_of(customer) == "published"
+        # Its form POSTs to the same URL.
+        response = operator_client.post(archive, follow=True)
+        assert response.redirect_chain == [(change_url(customer), 302)]
+        assert status_of(customer) == "archived"
+        html = response.content.decode()
+        assert "1 customer archived." in html
+        assert "restore-customer" in html
+        # Restore is one click.
+        response = operator_client.post(f"{CHANGELIST}{customer.pk}/restore/", follow=True)
+        assert status_of(customer) == "published"
+        assert "1 customer restored." in response.content.decode()
+        assert operator_client.get(f"{CHANGELIST}{customer.pk}/restore/").status_code == 405
 
     def test_history_is_confined_to_the_tenant(self, operator_client, scope_b):
         theirs = make_customer(scope_b.environment)
@@ -648,16 +665,63 @@ class TestDetail:
         assert response.status_code in (302, 404)
 
 
+def status_of(customer: Customer) -> str:
+    customer.refresh_from_db()
+    return customer.status
+
+
+def archived_ids() -> set[str]:
+    return set(Customer.objects.filter(status="archived").values_list("pk", flat=True))
+
+
 class TestBulkActions:
-    def test_archive_and_restore_selected(self, operator_client, scope_a):
-        customers = [make_customer(scope_a.environment) for _ in range(3)]
+    def test_archive_selected_asks_first_and_restore_does_not(self, operator_client, scope_a):
+        customers = [make_customer(scope_a.environment, name=f"Bulk {n}") for n in range(3)]
         ids = [customer.pk for customer in customers[:2]]
-        operator_client.post(CHANGELIST, {"action": "archive_selected", "_selected_action": ids})
-        assert set(Customer.objects.filter(status="archived").values_list("pk", flat=True)) == set(
-            ids
-        )
-        operator_client.post(CHANGELIST, {"action": "restore_selected", "_selected_action": ids})
-        assert not Customer.objects.filter(status="archived").exists()
+        action = {"action": "archive_selected", "index": "0", "_selected_action": ids}
+        response = operator_client.post(CHANGELIST, action)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "<h1>Are you sure?</h1>" in html
+        assert "These 2 customers will be archived" in html
+        assert "Bulk 0" in html
+        assert "Bulk 1" in html
+        assert "Bulk 2" not in html
+        assert archived_ids() == set()
+        # The page's form posts the same selection again, with post=yes.
+        for pk in ids:
+            assert f'<input type="hidden" name="_selected_action" value="{pk}">' in html
+        assert '<input type="hidden" name="action" value="archive_selected">' in html
+        assert '<input type="hidden" name="post" value="yes">' in html
+        confirm = {"action": "archive_selected", "_selected_action": ids, "post": "yes"}
+        response = operator_client.post(CHANGELIST, confirm, follow=True)
+        assert archived_ids() == set(ids)
+        assert "2 customers archived." in response.content.decode()
+        restore = {"action": "restore_selected", "index": "0", "_selected_action": ids}
+        response = operator_client.post(CHANGELIST, restore, follow=True)
+        assert archived_ids() == set()
+        assert "2 customers restored." in response.content.decode()
+
+    def test_archive_every_match_of_the_list(self, operator_client, scope_a, monkeypatch):
+        monkeypatch.setattr("customers.admin.ARCHIVE_LISTED", 2)
+        drafts = {make_customer(scope_a.environment, status="draft").pk for _ in range(4)}
+        make_customer(scope_a.environment, status="published")
+        on_the_page = sorted(drafts)[:1]
+        action = {
+            "action": "archive_selected",
+            "index": "0",
+            "select_across": "1",
+            "_selected_action": on_the_page,
+        }
+        html = operator_client.post(f"{CHANGELIST}?status=draft", action).content.decode()
+        assert "These 4 customers will be archived" in html
+        assert "… and 2 more" in html
+        assert '<input type="hidden" name="select_across" value="1">' in html
+        confirm = {**action, "post": "yes"}
+        del confirm["index"]
+        response = operator_client.post(f"{CHANGELIST}?status=draft", confirm, follow=True)
+        assert archived_ids() == drafts
+        assert "4 customers archived." in response.content.decode()
 
     def test_restore_into_a_taken_external_id_is_reported(self, operator_client, scope_a):
         archived = make_customer(scope_a.environment, external_id="dup", status="archived")
@@ -673,11 +737,35 @@ class TestBulkActions:
 
     def test_actions_cannot_reach_another_tenant(self, operator_client, scope_b):
         theirs = make_customer(scope_b.environment)
-        operator_client.post(
-            CHANGELIST, {"action": "archive_selected", "_selected_action": [theirs.pk]}
-        )
-        theirs.refresh_from_db()
-        assert theirs.status == "published"
+        action = {"action": "archive_selected", "index": "0", "_selected_action": [theirs.pk]}
+        response = operator_client.post(CHANGELIST, action, follow=True)
+        html = response.content.decode()
+        assert "None of the selected customers can be archived." in html
+        assert theirs.name not in html
+        action = {"action": "archive_selected", "_selected_action": [theirs.pk], "post": "yes"}
+        operator_client.post(CHANGELIST, action)
+        assert status_of(theirs) == "published"
+        assert operator_client.get(f"{CHANGELIST}{theirs.pk}/archive/").status_code == 404
+
+
+def test_favicon(operator_client):
+    response = operator_client.get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"] == "/static/customers/favicon.svg"
+    icon = Client().get(response["Location"])
+    assert icon.status_code == 200
+    assert icon["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in b"".join(icon.streaming_content)
+    link = '<link rel="icon" href="/static/customers/favicon.svg" type="image/svg+xml">'
+    for url, accept in [
+        ("/admin/", "text/html"),
+        (CHANGELIST, "text/html"),
+        ("/v1/customers", "text/html"),
+    ]:
+        response = operator_client.get(url, HTTP_ACCEPT=accept)
+        assert response.status_code == 200, url
+        assert link in response.content.decode(), url
+    assert link in Client().get("/admin/login/").content.decode()
 
 
 class TestExport:

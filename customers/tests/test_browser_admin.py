@@ -395,15 +395,26 @@ def test_archive_and_restore_buttons(page: Page, page_errors: list[str], crm: Cr
     open_change_page(page, "Cyclical Corp")
     expect(page.locator("#restore-customer")).to_have_count(0)
 
+    # Archive asks first, on a page of its own; "No, take me back" changes nothing.
     submit(page, page.locator("#archive-customer"))
-    expect(page.locator(".messagelist .success")).to_contain_text("1 customer(s) archived.")
+    expect(page.locator("h1")).to_have_text("Are you sure?")
+    expect(page.locator("#archived-customers")).to_contain_text("Cyclical Corp")
+    assert status_of(customer) == "published"
+    submit(page, page.get_by_role("link", name="No, take me back"))
+    expect(page.locator("#id_name")).to_have_value("Cyclical Corp")
+    assert status_of(customer) == "published"
+
+    submit(page, page.locator("#archive-customer"))
+    submit(page, page.get_by_role("button", name="Yes, I\u2019m sure"))
+    expect(page.locator(".messagelist .success")).to_have_text("1 customer archived.")
     expect(page.locator("#restore-customer")).to_be_visible()
     expect(page.locator("#archive-customer")).to_have_count(0)
     expect(page.locator("#id_status")).to_have_value("archived")
     assert status_of(customer) == "archived"
 
+    # Restore is one click.
     submit(page, page.locator("#restore-customer"))
-    expect(page.locator(".messagelist .success")).to_contain_text("1 customer(s) restored.")
+    expect(page.locator(".messagelist .success")).to_have_text("1 customer restored.")
     expect(page.locator("#archive-customer")).to_be_visible()
     expect(page.locator("#id_status")).to_have_value("published")
     assert status_of(customer) == "published"
@@ -423,7 +434,16 @@ def test_bulk_archive_of_two_selected_rows(page: Page, page_errors: list[str], c
     page.locator("select[name=action]").select_option(label="Archive the selected customers")
     submit(page, page.locator("button[name=index]"))
 
-    expect(page.locator(".messagelist .success")).to_contain_text("2 customer(s) archived.")
+    # Django admin's "Are you sure?" step, naming the two; nothing is archived before it.
+    expect(page.locator("h1")).to_have_text("Are you sure?")
+    expect(page.locator("#archived-customers li")).to_have_count(2)
+    expect(page.locator("#archived-customers")).to_contain_text("First To Go")
+    expect(page.locator("#archived-customers")).to_contain_text("Second To Go")
+    assert status_of(first) == "published"
+    submit(page, page.get_by_role("button", name="Yes, I\u2019m sure"))
+
+    expect(page.locator(".messagelist .success")).to_have_text("2 customers archived.")
+    assert ALL_ENVIRONMENTS in page.url  # back on the list it came from
     assert status_of(first) == "archived"
     assert status_of(second) == "archived"
     assert status_of(stays) == "published"
@@ -532,6 +552,28 @@ def test_another_tenants_customer_never_shows(page: Page, crm: Crm):
     page.goto(f"{CHANGELIST}{theirs.pk}/change/")
     expect(page.locator("body")).not_to_contain_text("Acme Tenant B")
     expect(page.locator("#customer_form")).to_have_count(0)
+
+
+# --- the favicon ----------------------------------------------------------------------------
+
+
+def test_no_page_asks_for_a_missing_file(page: Page, crm: Crm):
+    """Every page links the favicon, and /favicon.ico (asked for regardless) is there."""
+    make_customer(crm.env_a, name="Anyone")
+    missing: list[str] = []
+    page.on("response", lambda response: response.status >= 400 and missing.append(response.url))
+    log_in(page)
+    for path in (CHANGELIST, f"{CHANGELIST}add/", "/admin/", "/v1/customers"):
+        page.goto(path)
+        icon = page.locator("link[rel=icon]")
+        expect(icon).to_have_attribute("href", "/static/customers/favicon.svg")
+        response = page.request.get(icon.get_attribute("href"))
+        assert response.status == 200, path
+        assert response.headers["content-type"] == "image/svg+xml"
+    response = page.request.get("/favicon.ico")
+    assert response.status == 200
+    assert response.url.endswith("/static/customers/favicon.svg")
+    assert missing == []
 
 
 # --- layout: a 1400 px screen and a 390 px phone --------------------------------------------
