@@ -31,6 +31,7 @@ from bench.system import cpu_seconds, memory_kib, postgres_cpu_seconds
 # -- Latency: every query, every way of answering it, in turns -------------------------------
 
 APP = "app"  # the product served from this checkout
+FRAMEWORK_FLOOR = "framework"  # Django + DRF answering the app's bodies from memory
 SQL_FLOOR = "sql"  # the query's raw SQL through psycopg
 
 
@@ -114,6 +115,19 @@ class HttpVariant(Variant):
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
+
+
+def capture_bodies(variant: HttpVariant, queries: list[Query]) -> dict[str, bytes]:
+    """What the variant answers to each query it answers (checked), by query name."""
+    bodies = {}
+    for query in queries:
+        if variant.answers(query):
+            body, _ = variant.fetch(query)
+            problem = query.check(body)
+            if problem:
+                raise BenchError(f"{variant.name}: {query.name}: {problem}")
+            bodies[query.name] = body
+    return bodies
 
 
 class SqlFloorVariant(Variant):

@@ -16,11 +16,14 @@ What it does, in order:
    ``crm.settings.production``, a secret key, ``DATABASE_URL``, persistent connections, or
    with ``--db-pool N`` a connection pool of N per process),
    bound to 127.0.0.1 on a free port, and logs in to the admin (CSRF token, cookie jar).
-4. For each query, warm-up requests; then rounds of a few requests per query, over one
-   keep-alive connection for the API and one for the admin (p50, p95 per query), each
-   followed by as many runs of the same query as raw SQL through psycopg (the page query,
-   plus the total's query when the app needs one): the floor, and the ratio app / floor.
-   Taking turns puts a slow phase of the machine on every query alike.
+4. Captures the app's answer to each API query and starts the *framework floor*
+   (bench/framework: bare Django + DRF, no database, the same gunicorn settings) to answer
+   those very bytes from memory. For each query, warm-up requests; then rounds of a few
+   requests per query from each server, over one keep-alive connection for the API and one
+   for the admin (p50, p95 per query), and as many runs of the same query as raw SQL
+   through psycopg (the page query, plus the total's query when the app needs one): the
+   SQL floor. Ratios: app / SQL floor, app / framework floor. Taking turns puts a slow
+   phase of the machine on every query and every server alike.
 5. Throughput of the default list with 8 concurrent keep-alive connections.
 6. The CSV export of the whole 600k scope: time, rows/s, and the workers' peak RSS.
 7. With the server stopped, bulk writes into scratch scopes of the same table:
@@ -44,6 +47,7 @@ import shlex
 import signal
 import sys
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python bench/run.py`: import the package from the checkout
@@ -77,9 +81,11 @@ from bench.data import (
     pick_probes,
 )
 from bench.measure import (
+    FRAMEWORK_FLOOR,
     HttpVariant,
     Result,
     SqlFloorVariant,
+    capture_bodies,
     import_file_of,
     measure_export,
     measure_interleaved,
@@ -87,8 +93,8 @@ from bench.measure import (
     measure_writes,
 )
 from bench.queries import build_queries
-from bench.report import report
-from bench.server import Client, Server, admin_login
+from bench.report import console_line, report
+from bench.server import Client, Server, admin_login, framework_floor_server
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
@@ -191,19 +197,31 @@ def main(argv: list[str]) -> int:
             },
         )
         cleanup.callback(app.close)
+        # The framework floor answers, from memory, the very bodies the app answered.
+        api_queries = [query for query in queries if query.kind == "api"]
+        bodies = capture_bodies(app, api_queries)
+        framework = framework_floor_server(
+            environment=environment,
+            bodies={urllib.parse.urlsplit(q.path).query: bodies[q.name] for q in api_queries},
+            api_key=credentials.api_key,
+            log_directory=log_directory,
+        )
+        cleanup.callback(framework.stop)
+        framework.start()
+        framework_floor = HttpVariant(FRAMEWORK_FLOOR, {"api": Client(framework.port, api_headers)})
+        cleanup.callback(framework_floor.close)
+        if capture_bodies(framework_floor, api_queries) != bodies:
+            raise BenchError("the framework floor does not answer the app's bodies")
         connection = cleanup.enter_context(psycopg.connect(arguments.database_url, autocommit=True))
         results = measure_interleaved(
             queries,
-            variants=[app, SqlFloorVariant(connection)],
+            variants=[app, framework_floor, SqlFloorVariant(connection)],
             warmup=arguments.warmup,
             samples=arguments.samples,
         )
+        framework.stop()  # not needed any more: its workers would only take memory
         for result in results:
-            print(
-                f"  {result.query.name:<52} p50 {result.app.p50:8.1f} ms  p95"
-                f" {result.app.p95:8.1f} ms  floor {result.floor.p50:7.1f} ms  ratio"
-                f" {result.ratio():5.1f}x"
-            )
+            print(console_line(result))
         app.close()
         print(f"throughput: {arguments.connections} connections, {arguments.throughput_seconds}s")
         throughput = measure_throughput(

@@ -1,8 +1,10 @@
 """gunicorn as production starts it, HTTP clients over keep-alive connections, the admin login."""
 
 import contextlib
+import hashlib
 import http.client
 import http.cookiejar
+import json
 import os
 import re
 import signal
@@ -184,3 +186,24 @@ def admin_login(port: int, *, username: str, password: str) -> str:
     if "sessionid" not in cookies:
         raise BenchError("the admin login failed: no session cookie")
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
+
+
+def framework_floor_server(
+    *, environment: dict[str, str], bodies: dict[str, bytes], api_key: str, log_directory: Path
+) -> Server:
+    """The framework floor (bench/framework), to answer ``bodies`` (by query string) to
+    requests carrying ``api_key``; the same gunicorn settings as the product's server."""
+    bodies_path = log_directory / "framework_bodies.json"
+    bodies_path.write_text(json.dumps({query: body.decode() for query, body in bodies.items()}))
+    return Server(
+        label="the framework floor",
+        environment={
+            **environment,
+            "DJANGO_SETTINGS_MODULE": "bench.framework.settings",
+            "BENCH_FRAMEWORK_BODIES": str(bodies_path),
+            "BENCH_FRAMEWORK_KEY_HASH": hashlib.sha256(api_key.encode()).hexdigest(),
+        },
+        log_path=log_directory / "framework.log",
+        app="bench.framework.wsgi",
+        ready_path="/ready",
+    )
