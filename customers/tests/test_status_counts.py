@@ -41,8 +41,11 @@ def test_admin_bulk_actions_keep_the_counts(scope_a):
     client.force_login(user)
     selected = [customer.pk for customer in customers[:3]]
     url = "/admin/customers/customer/"
-    client.post(url, {"action": "archive_selected", "_selected_action": selected})
+    # The archive's confirmation step, confirmed (post=yes), as its page's form posts it.
+    client.post(url, {"action": "archive_selected", "_selected_action": selected, "post": "yes"})
     assert_counts_match_the_customers()
+    html = client.get(f"{url}?status=archived").content.decode()
+    assert re.search(r"\b3 customers\b", html), "the archived list counts three customers"
     client.post(url, {"action": "restore_selected", "_selected_action": selected[:2]})
     assert_counts_match_the_customers()
     html = client.get(f"{url}?status=archived").content.decode()
