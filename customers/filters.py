@@ -6,18 +6,34 @@ scope is never a parameter: callers hand in a queryset already confined to it.
 """
 
 import copy
-from datetime import UTC, datetime, time, timedelta
+import re
+from datetime import UTC, date, datetime, time, timedelta
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import F, OrderBy, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 
 from customers.models import Customer, CustomerStatus
+from customers.shape import MAX_METADATA_KEY_LENGTH
 from customers.text import text_problem
 
 MAX_LIST_VALUES = 1000
 MAX_VALUE_LENGTH = 255
+MIN_SEARCH_WORD_LENGTH = 3
+MAX_SEARCH_WORDS = 10
+MAX_METADATA_FILTERS = 10
+# `created_at[gte]`, ...: a bound on a timestamp, by its parameter name.
+BOUND_LOOKUPS = ("gte", "gt", "lte", "lt")
+BOUND_PARAMS = {
+    f"{field}[{lookup}]": (field, lookup)
+    for field in ("created_at", "updated_at")
+    for lookup in BOUND_LOOKUPS
+}
+METADATA_PARAM = re.compile(r"metadata\[(.*)\]", re.DOTALL)
 
 # API sort name -> the column that sorts it (names and emails by their lowercased copies).
 SORT_COLUMNS = {
@@ -170,12 +186,162 @@ class HasParentFilter(StrictChoiceFilter):
         return qs.filter(parent__isnull=value != "true") if value else qs
 
 
+class SearchField(SingleValueCharField):
+    """Whitespace-separated words, each at least 3 characters, at most 10 of them."""
+
+    def validate(self, value):
+        super().validate(value)
+        words = value.split() if value else []
+        if len(words) > MAX_SEARCH_WORDS:
+            raise ValidationError(f"must have at most {MAX_SEARCH_WORDS} words", code="words")
+        short = [word for word in words if len(word) < MIN_SEARCH_WORD_LENGTH]
+        if short:
+            raise ValidationError(
+                f"words must be at least {MIN_SEARCH_WORD_LENGTH} characters long"
+                f" ({short[0]!r} is shorter)",
+                code="short_word",
+            )
+
+
 class SearchFilter(SingleValueFilter):
-    """Case-insensitive substring search over name, email and external id; terms are ANDed."""
+    """Case-insensitive (Unicode lowercase) substring search over name, email and external
+    id; every word must match. The trigram index on the stored lowercase ``search_key``
+    serves it on PostgreSQL, and a write is found at once (no index that lags)."""
+
+    field_class = SearchField
 
     def filter(self, qs, value):
-        for term in (value or "").split():
-            qs = qs.filter(search_key__contains=term.lower())
+        for word in (value or "").split():
+            qs = qs.filter(search_key__contains=word.lower())
+        return qs
+
+
+# RFC 3339 with a `Z` or an offset (fractional seconds up to microseconds), or a date.
+DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
+DATE_TIME_PATTERN = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})"
+)
+# What `+02:00` becomes in a query string that did not encode the `+` (it decodes to " ").
+SPACED_OFFSET_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}[Tt][\d:.]+ \d{2}:\d{2}")
+BOUND_MESSAGE = (
+    "must be an RFC 3339 date-time with Z or an offset (2024-01-15T10:30:00Z,"
+    " 2024-01-15T12:30:00.250+02:00) or a date (2024-01-15)"
+)
+
+
+def parse_bound(value: str) -> datetime:
+    """A bound's instant: a date means 00:00:00Z of that day; a date-time needs its offset."""
+    try:
+        if DATE_PATTERN.fullmatch(value):
+            return datetime.combine(date.fromisoformat(value), time.min, tzinfo=UTC)
+        if DATE_TIME_PATTERN.fullmatch(value):
+            return datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise ValidationError(f"{BOUND_MESSAGE}; {value!r} is not a real date or time") from None
+    if SPACED_OFFSET_PATTERN.fullmatch(value):
+        raise ValidationError(
+            f"{BOUND_MESSAGE}; a '+' in a query string decodes to a space: send it as %2B"
+        )
+    if DATE_TIME_PATTERN.fullmatch(value + "Z"):
+        raise ValidationError(f"{BOUND_MESSAGE}; a date-time without an offset is ambiguous")
+    raise ValidationError(BOUND_MESSAGE)
+
+
+class TimestampBoundField(SingleValueCharField):
+    def to_python(self, value):
+        value = super().to_python(value)
+        if not value:
+            return None
+        check_single_value(value)
+        return parse_bound(value)
+
+    def validate(self, value):
+        forms.Field.validate(self, value)
+
+
+class TimestampBoundFilter(CheapCopyFilterMixin, django_filters.Filter):
+    """``created_at[gte]=...``: compares the column itself, so the scope indexes serve it."""
+
+    field_class = TimestampBoundField
+
+    def filter(self, qs, value):
+        if value is None:
+            return qs
+        return qs.filter(**{f"{self.field_name}__{self.lookup_expr}": value})
+
+
+def metadata_filter_problems(pairs: list[tuple[str, str, list[str]]]) -> dict[str, list[str]]:
+    """The problems of ``metadata[KEY]`` parameters ((name, KEY, values)), by parameter."""
+    problems: dict[str, list[str]] = {}
+    for name, key, values in pairs:
+        if not key:
+            problems[name] = ["needs a key: metadata[KEY]=VALUE"]
+        elif len(key) > MAX_METADATA_KEY_LENGTH:
+            problems[name] = [f"keys must be at most {MAX_METADATA_KEY_LENGTH} characters"]
+        elif len(values) > 1:
+            problems[name] = ["must be given only once"]
+        else:
+            problem = text_problem(key) or text_problem(values[0], max_length=MAX_VALUE_LENGTH)
+            if problem:
+                problems[name] = [problem]
+    if len(pairs) > MAX_METADATA_FILTERS and not problems:
+        problems[pairs[MAX_METADATA_FILTERS][0]] = [
+            f"at most {MAX_METADATA_FILTERS} metadata filters may be given"
+        ]
+    return problems
+
+
+class MetadataFiltersWidget(forms.Widget):
+    """Reads every `metadata[KEY]` parameter: [(name, KEY, values)], empty values left out."""
+
+    def value_from_datadict(self, data, files, name):
+        pairs = []
+        for param in data:
+            match = METADATA_PARAM.fullmatch(param)
+            if match:
+                values = data.getlist(param) if hasattr(data, "getlist") else [data[param]]
+                values = [value for value in values if value != ""]
+                if values:
+                    pairs.append((param, match.group(1), values))
+        return pairs
+
+    def value_omitted_from_data(self, data, files, name):
+        return not any(METADATA_PARAM.fullmatch(param) for param in data)
+
+
+class MetadataFiltersField(CheapCopyFieldMixin, forms.Field):
+    widget = MetadataFiltersWidget
+
+    def to_python(self, value):
+        return value or []
+
+    def validate(self, value):
+        problems = metadata_filter_problems(value)
+        if problems:
+            name, messages = next(iter(problems.items()))
+            raise ValidationError(f"{name} {messages[0]}", code="metadata")
+
+    def clean(self, value):
+        value = super().clean(value)
+        return {key: values[0] for _, key, values in value}
+
+
+class MetadataFilter(CheapCopyFilterMixin, django_filters.Filter):
+    """Customers whose metadata holds every KEY with exactly its VALUE (case-sensitive).
+
+    On PostgreSQL one containment (`metadata @> '{...}'`), which the scope's GIN index on
+    (environment_id, metadata jsonb_path_ops) serves; elsewhere a comparison per key.
+    """
+
+    field_class = MetadataFiltersField
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        if connection.vendor == "postgresql":
+            return qs.filter(metadata__contains=value)
+        for key, item in value.items():
+            qs = qs.filter(Exact(KeyTextTransform(key, "metadata"), item))
         return qs
 
 
@@ -224,8 +390,9 @@ class CustomerFilterSet(django_filters.FilterSet):
     external_id = SingleValueFilter(field_name="external_id")
     email = EmailFilter(field_name="email")
     parent_customer_ids = ValueListFilter(field_name="parent_id")
-    # The admin pages' own filters (the API accepts only API_PARAMS).
     q = SearchFilter(label="Search")
+    metadata = MetadataFilter(label="Metadata")
+    # The admin pages' own filters (the API accepts only API_PARAMS).
     tenant = SingleValueFilter(field_name="tenant_id")
     environment = SingleValueFilter(field_name="environment_id")
     has_parent = HasParentFilter(choices=HAS_PARENT_CHOICES, label="Has parent")
@@ -243,7 +410,8 @@ class CustomerFilterSet(django_filters.FilterSet):
     ORDERING_PARAMS = ("sort", "order")
     # Parameters that may repeat; every other one must be given at most once.
     MULTI_VALUE_PARAMS = frozenset({"customer_ids", "external_ids", "parent_customer_ids"})
-    # The list parameters of `GET /v1/customers`; the rest serve the admin pages.
+    # The list parameters of `GET /v1/customers` (and `metadata[KEY]`, see is_api_param);
+    # the rest serve the admin pages.
     API_PARAMS = frozenset(
         {
             "status",
@@ -252,15 +420,31 @@ class CustomerFilterSet(django_filters.FilterSet):
             "external_id",
             "email",
             "parent_customer_ids",
+            "q",
+            *BOUND_PARAMS,
             "sort",
             "order",
         }
     )
 
     @classmethod
+    def get_filters(cls):
+        """The declared filters, and one per timestamp bound, named as its parameter
+        (`created_at[gte]`), which no Python attribute can be."""
+        filters = super().get_filters()
+        for name, (field, lookup) in BOUND_PARAMS.items():
+            filters[name] = TimestampBoundFilter(field_name=field, lookup_expr=lookup, label=name)
+        return filters
+
+    @classmethod
     def parameter_names(cls) -> frozenset[str]:
-        """Every parameter this FilterSet understands (filters and ordering)."""
-        return frozenset(cls.base_filters) | frozenset(cls.ORDERING_PARAMS)
+        """Every parameter name this FilterSet reads as it is (filters and ordering); the
+        `metadata[KEY]` parameters come on top (see is_metadata_param)."""
+        return frozenset(cls.base_filters) - {"metadata"} | frozenset(cls.ORDERING_PARAMS)
+
+    @staticmethod
+    def is_metadata_param(name: str) -> bool:
+        return METADATA_PARAM.fullmatch(name) is not None
 
     def get_form_class(self):
         # django-filter builds a new form class for every instance; the filters never vary,

@@ -124,7 +124,7 @@ def active_filters(filterset: CustomerFilterSet) -> dict[str, Any]:
     return {
         name: value
         for name, value in filterset.form.cleaned_data.items()
-        if value not in (None, "", [], ()) and name not in NON_NARROWING_FILTERS
+        if value not in (None, "", [], (), {}) and name not in NON_NARROWING_FILTERS
     }
 
 
@@ -161,7 +161,7 @@ def count_matching_for_display(
     proposes candidates, and each is rechecked in its table row, so an exact total of tens
     of thousands of matches reads as many table pages; stopping after SEARCH_COUNT_LIMIT + 1
     reads a few hundred (docs/benchmarks.md measures both). Lists without a search keep
-    their exact total, and so does the API, which has no search.
+    their exact total, and so does every API list (the contract wants it exact).
     """
     if exact or "q" not in active_filters(filterset):
         return count_matching(filterset, scope=scope), False

@@ -2,7 +2,8 @@
 
 The API answers 400 for anything it does not understand: an unknown parameter (a typo
 must not silently widen a query), a single-valued parameter given twice, a bad `limit`,
-`offset` or `expand`. The filters themselves are validated by ``CustomerFilterSet``.
+`offset` or `expand`, a `metadata[KEY]` filter with a bad key (each named as sent). The
+filters themselves are validated by ``CustomerFilterSet``.
 """
 
 import re
@@ -12,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
 from customers.api.errors import ApiValidationError
-from customers.filters import CustomerFilterSet, check_single_value
+from customers.filters import CustomerFilterSet, check_single_value, metadata_filter_problems
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -62,13 +63,19 @@ def parse_customer_list_params(query: QueryDict) -> CustomerListParams:
     errors: dict[str, list[str]] = {}
     filter_names = CustomerFilterSet.API_PARAMS
     multi_value = CustomerFilterSet.MULTI_VALUE_PARAMS
+    metadata_filters = []
     for name in query:
         if name in RENDERING_PARAMS:
             continue
-        if name not in filter_names and name not in LIST_PARAMS:
+        if CustomerFilterSet.is_metadata_param(name) and name != "metadata[]":
+            values = [value for value in query.getlist(name) if value != ""]
+            if values:  # an empty value counts as absent
+                metadata_filters.append((name, name[len("metadata[") : -1], values))
+        elif name not in filter_names and name not in LIST_PARAMS:
             errors[name] = ["is not a known parameter"]
         elif name not in multi_value and len(query.getlist(name)) > 1:
             errors[name] = ["must be given only once"]
+    errors.update(metadata_filter_problems(metadata_filters))
 
     def single(name: str) -> str:
         # An empty value counts as absent.
@@ -97,6 +104,6 @@ def parse_customer_list_params(query: QueryDict) -> CustomerListParams:
     expand = parsed.get("expand", expand)
     filters = QueryDict(mutable=True)
     for name in query:
-        if name in filter_names:
+        if name in filter_names or any(name == param for param, _, _ in metadata_filters):
             filters.setlist(name, query.getlist(name))
     return CustomerListParams(limit=limit, offset=offset, expand=expand, filters=filters)

@@ -25,10 +25,14 @@ from customers.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from customers.api.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
 from customers.api.params import DEFAULT_LIMIT, EXPANDABLE, MAX_LIMIT, MAX_OFFSET
 from customers.filters import (
+    BOUND_PARAMS,
     DEFAULT_ORDER,
     DEFAULT_SORT,
     MAX_LIST_VALUES,
+    MAX_METADATA_FILTERS,
+    MAX_SEARCH_WORDS,
     MAX_VALUE_LENGTH,
+    MIN_SEARCH_WORD_LENGTH,
     ORDER_CHOICES,
     SORT_COLUMNS,
 )
@@ -597,6 +601,8 @@ def value_list_parameter(name: str, what: str) -> OpenApiParameter:
     )
 
 
+BOUND_WORDS = {"gte": "at or after", "gt": "after", "lte": "at or before", "lt": "before"}
+
 CUSTOMER_LIST_PARAMETERS = [
     query_parameter(
         "limit",
@@ -636,6 +642,37 @@ CUSTOMER_LIST_PARAMETERS = [
         "email",
         single_value_schema(),
         "Only the customers with this email, compared case-insensitively.",
+    ),
+    query_parameter(
+        "q",
+        single_value_schema(),
+        f"Free text: whitespace-separated words (each at least {MIN_SEARCH_WORD_LENGTH} "
+        f"characters, at most {MAX_SEARCH_WORDS}), each matched case-insensitively as a "
+        "substring of `name`, `email` or `external_id`; every word must match. A write is "
+        "found at once.",
+    ),
+    *[
+        query_parameter(
+            name,
+            single_value_schema(),
+            f"`{field}` {BOUND_WORDS[lookup]} this instant: an RFC 3339 date-time with `Z` or an "
+            "offset (`2024-01-15T12:30:00.250+02:00`; send `+` as `%2B`), or a date "
+            "(`2024-01-15`, meaning 00:00:00Z). A date-time without an offset is a 400.",
+        )
+        for name, (field, lookup) in BOUND_PARAMS.items()
+    ],
+    query_parameter(
+        "metadata",
+        {
+            "type": "object",
+            "additionalProperties": {"type": "string", "maxLength": MAX_VALUE_LENGTH},
+            "maxProperties": MAX_METADATA_FILTERS,
+        },
+        "`metadata[KEY]=VALUE`: customers whose metadata holds `KEY` with exactly this value "
+        f"(case-sensitive); several keys are ANDed, at most {MAX_METADATA_FILTERS}. `metadata` "
+        "alone or `metadata[]` is an unknown parameter.",
+        style="deepObject",
+        explode=True,
     ),
     query_parameter(
         "expand",

@@ -31,6 +31,7 @@ OPERATIONS = {
     ("/v1/customers/external/{external_id}", "get"): "customers_retrieve_by_external_id",
 }
 WRITES = [key for key in OPERATIONS if key[1] in ("post", "put", "patch", "delete")]
+TIMESTAMPS = ("created_at", "updated_at")
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 ENVELOPE_REF = "#/components/schemas/ErrorEnvelope"
 
@@ -208,8 +209,13 @@ class TestDocument:
             "parent_customer_ids",
             "external_id",
             "email",
+            "q",
+            *[f"{field}[{bound}]" for field in TIMESTAMPS for bound in ("gte", "gt", "lte", "lt")],
+            "metadata",
             "expand",
         ]
+        assert parameters["metadata"]["style"] == "deepObject"
+        assert parameters["metadata"]["explode"] is True
         schema = {name: p["schema"] for name, p in parameters.items()}
         assert schema["limit"] == {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}
         assert schema["offset"]["minimum"] == 0

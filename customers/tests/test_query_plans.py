@@ -46,6 +46,7 @@ def analysed_customers(django_db_setup, django_db_blocker):
                     parent_id=f"cust_{environment_id}_{number - 1:06d}"
                     if number % 10 == 5
                     else None,
+                    metadata={"plan": f"plan_{number % 50}", "region": f"r{number % 4}"},
                     created_at=start + timedelta(minutes=rng.randint(0, 10**6)),
                     updated_at=start + timedelta(minutes=rng.randint(0, 10**6)),
                 )
@@ -81,6 +82,11 @@ def analysed_customers(django_db_setup, django_db_blocker):
         ({"external_ids": "user_1,user_2"}, "customer_scope_external_id"),
         ({"status": "archived"}, "customer_scope_status"),
         ({"parent_customer_ids": "cust_env_p1_000004"}, "customer_parent"),
+        (
+            {"created_at[gte]": "2022-06-01", "created_at[lt]": "2022-06-08T00:00:00Z"},
+            "customer_scope_created",
+        ),
+        ({"updated_at[gt]": "2023-11-01T10:00:00+02:00"}, "customer_scope_updated"),
     ],
 )
 def test_list_query_uses_its_index(analysed_customers, filters, index):
@@ -114,7 +120,8 @@ def large_search_scope(analysed_customers, django_db_blocker):
                     email_key, search_key)
                 SELECT 'cust_s_' || n, %s, %s, 'user_' || n, 'Company ' || n,
                     'user' || n || '@example' || (n %% 97) || '.com', '', '', '', '', '', '',
-                    '{}', 'published', now() - n * interval '1 minute', now(),
+                    jsonb_build_object('plan', 'plan_' || (n %% 50), 'region', 'r' || (n %% 4)),
+                    'published', now() - n * interval '1 minute', now(),
                     'company ' || n, 'user' || n || '@example' || (n %% 97) || '.com',
                     'company ' || n || chr(10) || 'user' || n || '@example' || (n %% 97)
                     || '.com' || chr(10) || 'user_' || n
@@ -144,3 +151,28 @@ def test_the_admin_search_is_served_by_the_scope_trigram_index(large_search_scop
         plan = queryset.order_by().explain()
     assert "customer_scope_search_trgm" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.django_db
+def test_a_metadata_filter_is_served_by_the_scope_metadata_index(large_search_scope):
+    """`metadata[plan]=plan_7` (2% of a 50,000-customer scope): one containment, served by
+    the scope's GIN index."""
+    scope = Scope(tenant_id=SEARCH_SCOPE[0], environment_id=SEARCH_SCOPE[1])
+    queryset = customer_list(
+        scope=scope, filters={"metadata[plan]": "plan_7", "metadata[region]": "r3"}
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = queryset.order_by().explain()
+    assert "customer_scope_metadata" in plan, plan
+    assert "@>" in plan, plan
+
+
+@pytest.mark.django_db
+def test_the_api_search_is_served_by_the_scope_trigram_index(large_search_scope):
+    scope = Scope(tenant_id=SEARCH_SCOPE[0], environment_id=SEARCH_SCOPE[1])
+    queryset = customer_list(scope=scope, filters={"q": "user1234"})
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = queryset.order_by().explain()
+    assert "customer_scope_search_trgm" in plan, plan
