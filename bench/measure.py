@@ -1,6 +1,7 @@
 """The measurements: the queries timed in turns, throughput, the CSV export, bulk writes."""
 
 import contextlib
+import dataclasses
 import http.client
 import math
 import re
@@ -9,7 +10,8 @@ import statistics
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -26,18 +28,30 @@ from bench.common import (
 from bench.data import manage
 from bench.queries import Floor, Query
 from bench.server import Client, Server
-from bench.system import cpu_seconds, memory_kib, postgres_cpu_seconds
+from bench.system import (
+    cpu_seconds,
+    load_average,
+    machine_busy_seconds,
+    memory_kib,
+    postgres_backends_of,
+    postgres_cpu_seconds,
+)
 
 # -- Latency: every query, every way of answering it, in turns -------------------------------
 
 APP = "app"  # the product served from this checkout
+BEFORE = "before"  # the product served from the checkout given to --compare
 FRAMEWORK_FLOOR = "framework"  # Django + DRF answering the app's bodies from memory
 SQL_FLOOR = "sql"  # the query's raw SQL through psycopg
 
 
 @dataclass
 class Timing:
-    samples: list[float]
+    rounds: list[list[float]]  # seconds, the samples of each round
+
+    @property
+    def samples(self) -> list[float]:
+        return [sample for batch in self.rounds for sample in batch]
 
     @property
     def p50(self) -> float:
@@ -71,6 +85,15 @@ class Result:
     @property
     def met(self) -> bool | None:
         return None if self.query.target_ms is None else self.app.p50 <= self.query.target_ms
+
+    def rounds_slower(self, variant: str = APP, than: str = BEFORE) -> tuple[int, int] | None:
+        """(in how many rounds the variant's median was above the other's, rounds): the two
+        took turns within each round, so a slow phase of the machine falls on both."""
+        if variant not in self.timings or than not in self.timings:
+            return None
+        pairs = list(zip(self.timings[variant].rounds, self.timings[than].rounds, strict=True))
+        slower = sum(statistics.median(mine) > statistics.median(other) for mine, other in pairs)
+        return slower, len(pairs)
 
 
 class Variant:
@@ -167,7 +190,7 @@ def measure_interleaved(
     this shared machine then lands on every query and every variant alike, instead of on
     whichever was being measured when it came; the variants' order rotates from round to
     round, so none always comes first after another query (colder caches)."""
-    taken: dict[tuple[str, str], list[float]] = {
+    taken: dict[tuple[str, str], list[list[float]]] = {
         (query.name, variant.name): [] for query in queries for variant in variants
     }
     for query in queries:
@@ -183,8 +206,8 @@ def measure_interleaved(
         for query in queries:
             for variant in ordered:
                 if variant.answers(query):
-                    taken[query.name, variant.name].extend(
-                        variant.sample(query, check=False) for _ in range(batch)
+                    taken[query.name, variant.name].append(
+                        [variant.sample(query, check=False) for _ in range(batch)]
                     )
         done += batch
         rounds += 1
@@ -201,6 +224,57 @@ def measure_interleaved(
     ]
 
 
+@dataclass
+class Load:
+    """What else the machine did while something was measured."""
+
+    seconds: float
+    busy_seconds: float  # CPU time of the whole machine, all cores
+    own_seconds: float  # of the servers, this process and its PostgreSQL backends
+    load_average_before: str
+    load_average_after: str
+
+    @property
+    def others_cores(self) -> float:
+        """Cores' worth of CPU used by everything else, on average."""
+        return max(0.0, self.busy_seconds - self.own_seconds) / self.seconds
+
+
+class LoadWatch:
+    """Measures a Load around a block: ``with LoadWatch(pids, database) as watch: ...``
+    then ``watch.load``. ``pids`` gives the servers' processes (called at the start and
+    the end); PostgreSQL's backends are those connected to ``database``."""
+
+    def __init__(self, pids: Callable[[], list[int]], database: str):
+        self.pids = pids
+        self.database = database
+        self.load: Load | None = None
+
+    def own_processes(self) -> list[int]:
+        return [*self.pids(), *postgres_backends_of(self.database)]
+
+    def __enter__(self) -> "LoadWatch":
+        self.started = time.perf_counter()
+        self.load_before = load_average()
+        self.busy_before = machine_busy_seconds()
+        self.own_before = {pid: cpu_seconds([pid]) for pid in self.own_processes()}
+        self.self_before = time.process_time()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        busy = machine_busy_seconds() - self.busy_before
+        own = time.process_time() - self.self_before
+        for pid in self.own_processes():  # processes started meanwhile count from zero
+            own += cpu_seconds([pid]) - self.own_before.get(pid, 0.0)
+        self.load = Load(
+            seconds=time.perf_counter() - self.started,
+            busy_seconds=busy,
+            own_seconds=own,
+            load_average_before=self.load_before,
+            load_average_after=load_average(),
+        )
+
+
 # -- Throughput ------------------------------------------------------------------------------
 
 
@@ -213,6 +287,7 @@ class Throughput:
     latencies: list[float]
     server_cpu_seconds: float  # gunicorn's processes (user + system) during the run
     client_cpu_seconds: float  # this process's, for the client threads
+    runs: int = 1  # measurements summed in this one (see combined)
 
     @property
     def per_second(self) -> float:
@@ -225,6 +300,20 @@ class Throughput:
     @property
     def p50(self) -> float:
         return statistics.median(self.latencies) * 1000 if self.latencies else math.nan
+
+
+def combined(runs: list[Throughput]) -> Throughput:
+    """Several runs of one server as one: their requests over their summed time."""
+    return Throughput(
+        connections=runs[0].connections,
+        seconds=sum(run.seconds for run in runs),
+        requests=sum(run.requests for run in runs),
+        errors=sum(run.errors for run in runs),
+        latencies=[latency for run in runs for latency in run.latencies],
+        server_cpu_seconds=sum(run.server_cpu_seconds for run in runs),
+        client_cpu_seconds=sum(run.client_cpu_seconds for run in runs),
+        runs=sum(run.runs for run in runs),
+    )
 
 
 def measure_throughput(
@@ -358,7 +447,9 @@ class Writes:
     import_events: int
     cleanup_seconds: float
     unindexed_copy_seconds: float | None = None  # the file COPYed into an unindexed table
+    events_copy_seconds: float | None = None  # the import's events COPYed again (see below)
     seed_events: int = 0
+    label: str = APP  # whose commands: APP or BEFORE
 
     @property
     def seed_rows_per_second(self) -> float:
@@ -437,6 +528,7 @@ def measure_writes(
     import_rows: int,
     cwd: Path = ROOT,
     unindexed_copy: bool = True,
+    label: str = APP,
 ) -> Writes:
     """`seed_customers --count seed_rows` into a new scope, and `import_customers` of
     ``import_file`` into another, both into the full table (its indexes hold the million
@@ -497,6 +589,11 @@ def measure_writes(
             )
             seed_events = events_in(connection, tenant=WRITES_TENANT, environment=SEED_ENVIRONMENT)
         print(f"  {import_events:,} events recorded by the import")
+        events_copy_seconds = copy_events_again(
+            database_url, tenant=WRITES_TENANT, environment=IMPORT_ENVIRONMENT
+        )
+        if events_copy_seconds is not None:
+            print(f"  the events COPYed again into a table like theirs: {events_copy_seconds:.2f}s")
         unindexed_copy_seconds = None
         if unindexed_copy:
             unindexed_copy_seconds = copy_into_unindexed_table(database_url, import_file)
@@ -514,8 +611,59 @@ def measure_writes(
         import_postgres_cpu_seconds=import_postgres_cpu_seconds,
         import_events=import_events,
         unindexed_copy_seconds=unindexed_copy_seconds,
+        events_copy_seconds=events_copy_seconds,
         cleanup_seconds=cleanup_seconds,
+        label=label,
     )
+
+
+def copy_events_again(database_url: str, *, tenant: str, environment: str) -> float | None:
+    """PostgreSQL's time to write a scope's events as an import does: the same rows COPYed
+    (binary) into a new table like theirs (its indexes, and its foreign keys checked at the
+    end of the statement rather than at commit), in a transaction rolled back. None when the
+    scope has no events."""
+    with psycopg.connect(database_url) as connection:
+        if not table_exists(connection, EVENTS_TABLE):
+            return None
+        rows = bytearray()
+        select = sql.SQL(
+            "COPY (SELECT * FROM {} WHERE tenant_id = %s AND environment_id = %s)"
+            " TO STDOUT (FORMAT BINARY)"
+        ).format(sql.Identifier(EVENTS_TABLE))
+        with connection.cursor().copy(select, [tenant, environment]) as copy:
+            for block in copy:
+                rows += block
+        if not rows:
+            return None
+        again = sql.Identifier("bench_events_again")
+        connection.execute(
+            sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+                again, sql.Identifier(EVENTS_TABLE)
+            )
+        )
+        keys = connection.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = %s::regclass AND contype = 'f'",
+            [EVENTS_TABLE],
+        ).fetchall()
+        for (definition,) in keys:
+            connection.execute(sql.SQL("ALTER TABLE {} ADD " + definition).format(again))
+        connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        started = time.perf_counter()
+        with connection.cursor().copy(
+            sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(again)
+        ) as copy:
+            copy.write(bytes(rows))
+        seconds = time.perf_counter() - started
+        connection.rollback()
+    return seconds
+
+
+def index_count(database_url: str, table: str) -> int:
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        return connection.execute(
+            "SELECT COUNT(*) FROM pg_indexes WHERE tablename = %s", [table]
+        ).fetchone()[0]
 
 
 def copy_into_unindexed_table(database_url: str, path: Path) -> float:
@@ -550,3 +698,41 @@ def import_file_of(environment: dict[str, str], *, rows: int):
         path = Path(directory) / "customers.csv"
         write_import_file(environment, path, rows=rows)
         yield path
+
+
+# -- Everything one run measured -------------------------------------------------------------
+
+
+@dataclass
+class Measurements:
+    checkouts: dict[str, str]  # APP (and BEFORE): which code, described
+    results: list[Result] = field(default_factory=list)
+    load: Load | None = None  # what else the machine did while the queries were timed
+    same_bodies: dict[str, bool] = field(default_factory=dict)  # API query: before == app?
+    throughput: dict[str, Throughput] = field(default_factory=dict)
+    export: dict[str, Export] = field(default_factory=dict)
+    writes: dict[str, Writes] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        """Every sample (ms) and figure, for comparing runs."""
+        return {
+            "checkouts": self.checkouts,
+            "queries": {
+                result.query.name: {
+                    variant: [[round(s * 1000, 3) for s in batch] for batch in timing.rounds]
+                    for variant, timing in result.timings.items()
+                }
+                for result in self.results
+            },
+            "load": dataclasses.asdict(self.load) if self.load else None,
+            "throughput": {
+                label: {
+                    key: value
+                    for key, value in dataclasses.asdict(each).items()
+                    if key != "latencies"
+                }
+                for label, each in self.throughput.items()
+            },
+            "export": {label: dataclasses.asdict(each) for label, each in self.export.items()},
+            "writes": {label: dataclasses.asdict(each) for label, each in self.writes.items()},
+        }

@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/run.py            # the full run; writes docs/benchmarks.md
     .venv/bin/python bench/run.py --quick    # 50k customers, few samples: a smoke test
+    git worktree add /tmp/crm-before <commit>
+    .venv/bin/python bench/run.py --compare /tmp/crm-before   # before/after, in one run
 
 What it does, in order:
 
@@ -28,10 +30,18 @@ What it does, in order:
 6. The CSV export of the whole 600k scope: time, rows/s, and the workers' peak RSS.
 7. With the server stopped, bulk writes into scratch scopes of the same table:
    ``seed_customers --count 1000000``, and ``import_customers`` of a 100k-row file written
-   by ``seed_customers --csv``; then the scratch scopes are deleted (``--no-writes`` skips).
-8. Prints the results and writes them to ``docs/benchmarks.md`` (full runs; ``--output``).
+   by ``seed_customers --csv`` (with the events it records); then the scratch scopes are
+   deleted (``--no-writes`` skips).
+8. Prints the results and writes them to ``docs/benchmarks.md`` (full runs; ``--output``),
+   keeping a hand-written "Findings" section of the page; ``--json`` writes every sample.
 
-The server it started is stopped on every exit path. All traffic goes to 127.0.0.1.
+``--compare CHECKOUT`` serves a second copy of the app from another checkout (e.g. a git
+worktree of an older commit; the same virtualenv) against the same database, migrated by
+this checkout's code: both servers answer every query, taking turns within each round
+(steps 4 to 6: the throughput runs go this, that, that, this), and step 7 runs that
+checkout's commands too. The page then has a before/after table.
+
+Every server it started is stopped on every exit path. All traffic goes to 127.0.0.1.
 
 This file is the command line; the package's modules do the work: ``data`` (the database,
 the plan, seeding, probes), ``server`` (gunicorn, HTTP clients, the admin login),
@@ -42,6 +52,7 @@ timing, throughput, the export, bulk writes), ``report`` (the Markdown page), ``
 
 import argparse
 import contextlib
+import json
 import secrets
 import shlex
 import signal
@@ -74,6 +85,7 @@ from bench.data import (
     check_loopback_url,
     create_credentials,
     data_plan,
+    database_name,
     django_environment,
     ensure_data,
     ensure_database,
@@ -81,11 +93,15 @@ from bench.data import (
     pick_probes,
 )
 from bench.measure import (
+    APP,
+    BEFORE,
     FRAMEWORK_FLOOR,
     HttpVariant,
-    Result,
+    LoadWatch,
+    Measurements,
     SqlFloorVariant,
     capture_bodies,
+    combined,
     import_file_of,
     measure_export,
     measure_interleaved,
@@ -95,6 +111,7 @@ from bench.measure import (
 from bench.queries import build_queries
 from bench.report import console_line, report
 from bench.server import Client, Server, admin_login, framework_floor_server
+from bench.system import checkout_description
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
@@ -120,10 +137,19 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         "--no-writes", action="store_true", help="skip the bulk seed and import measurements"
     )
     parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also serve the app from another checkout (e.g. a git worktree of an older"
+        " commit) against the same database, its requests taking turns with this one's:"
+        " the before/after tables",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         help="the Markdown report (default docs/benchmarks.md; none with --quick)",
     )
+    parser.add_argument("--json", type=Path, help="also write every sample there (JSON)")
     arguments = parser.parse_args(argv)
     quick = arguments.quick
     arguments.database_url = arguments.database_url or (
@@ -134,6 +160,13 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     arguments.throughput_seconds = arguments.throughput_seconds or (3.0 if quick else 10.0)
     if arguments.output is None and not quick:
         arguments.output = ROOT / "docs" / "benchmarks.md"
+    if arguments.compare is not None:
+        arguments.compare = arguments.compare.resolve()
+        for needed in ("manage.py", "gunicorn.conf.py", "crm/wsgi.py"):
+            if not (arguments.compare / needed).is_file():
+                parser.error(f"--compare {arguments.compare}: no {needed} there")
+        if arguments.compare == ROOT:
+            parser.error("--compare names this checkout")
     return arguments
 
 
@@ -179,30 +212,48 @@ def main(argv: list[str]) -> int:
     )
 
     log_directory = Path(tempfile.mkdtemp(prefix="crm_bench_"))
-    server = Server(label="the app", environment=environment, log_path=log_directory / "app.log")
-    results: list[Result] = []
-    throughput = export = None
+    checkouts = {APP: ROOT}
+    if arguments.compare is not None:
+        checkouts[BEFORE] = arguments.compare
+    servers = {
+        label: Server(
+            label=label,
+            environment=environment,
+            log_path=log_directory / f"{label}.log",
+            cwd=checkout,
+        )
+        for label, checkout in checkouts.items()
+    }
+    run = Measurements(checkouts={label: checkout_description(c) for label, c in checkouts.items()})
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(revoke_api_key, environment, credentials.api_key)
-        cleanup.callback(server.stop)
-        server.start()
-        cookie = admin_login(
-            server.port, username=STAFF_USERNAME, password=credentials.staff_password
-        )
-        app = HttpVariant(
-            "app",
-            {
-                "api": Client(server.port, api_headers),
-                "admin": Client(server.port, {"Cookie": cookie}),
-            },
-        )
-        cleanup.callback(app.close)
+        cookies, variants = {}, []
+        for label, server in servers.items():
+            cleanup.callback(server.stop)
+            server.start()
+            cookies[label] = admin_login(
+                server.port, username=STAFF_USERNAME, password=credentials.staff_password
+            )
+            variant = HttpVariant(
+                label,
+                {
+                    "api": Client(server.port, api_headers),
+                    "admin": Client(server.port, {"Cookie": cookies[label]}),
+                },
+            )
+            cleanup.callback(variant.close)
+            variants.append(variant)
         # The framework floor answers, from memory, the very bodies the app answered.
         api_queries = [query for query in queries if query.kind == "api"]
-        bodies = capture_bodies(app, api_queries)
+        bodies = {variant.name: capture_bodies(variant, api_queries) for variant in variants}
+        if BEFORE in bodies:
+            run.same_bodies = {
+                query.name: bodies[BEFORE][query.name] == bodies[APP][query.name]
+                for query in api_queries
+            }
         framework = framework_floor_server(
             environment=environment,
-            bodies={urllib.parse.urlsplit(q.path).query: bodies[q.name] for q in api_queries},
+            bodies={urllib.parse.urlsplit(q.path).query: bodies[APP][q.name] for q in api_queries},
             api_key=credentials.api_key,
             log_directory=log_directory,
         )
@@ -210,73 +261,101 @@ def main(argv: list[str]) -> int:
         framework.start()
         framework_floor = HttpVariant(FRAMEWORK_FLOOR, {"api": Client(framework.port, api_headers)})
         cleanup.callback(framework_floor.close)
-        if capture_bodies(framework_floor, api_queries) != bodies:
+        if capture_bodies(framework_floor, api_queries) != bodies[APP]:
             raise BenchError("the framework floor does not answer the app's bodies")
         connection = cleanup.enter_context(psycopg.connect(arguments.database_url, autocommit=True))
-        results = measure_interleaved(
-            queries,
-            variants=[app, framework_floor, SqlFloorVariant(connection)],
-            warmup=arguments.warmup,
-            samples=arguments.samples,
-        )
-        framework.stop()  # not needed any more: its workers would only take memory
-        for result in results:
-            print(console_line(result))
-        app.close()
-        print(f"throughput: {arguments.connections} connections, {arguments.throughput_seconds}s")
-        throughput = measure_throughput(
-            server=server,
-            headers=api_headers,
-            path="/v1/customers",
-            connections=arguments.connections,
-            seconds=arguments.throughput_seconds,
-        )
-        print(f"  {throughput.per_second:.0f} req/s, {throughput.errors} errors")
-        if not arguments.no_export:
-            print(f"CSV export of {BENCH_TENANT}/{BENCH_ENVIRONMENT}")
-            export = measure_export(
-                server=server,
-                cookie=cookie,
-                # The list's (and its export's) current environment: the operator's first,
-                # BENCH_ENVIRONMENT, as for the changelist queries above. A specific
-                # `environment=` would be a redirect that switches to it.
-                path="/admin/customers/customer/export.csv",
+        every_server = [*servers.values(), framework]
+        with LoadWatch(
+            lambda: [pid for each in every_server for pid in each.pids()],
+            database_name(arguments.database_url),
+        ) as watch:
+            run.results = measure_interleaved(
+                queries,
+                variants=[*variants, framework_floor, SqlFloorVariant(connection)],
+                warmup=arguments.warmup,
+                samples=arguments.samples,
             )
-            print(f"  {export.rows:,} rows in {export.seconds:.1f}s")
+        run.load = watch.load
+        framework.stop()  # not needed any more: its workers would only take memory
+        for variant in variants:
+            variant.close()
+        for result in run.results:
+            print(console_line(result))
+        print(f"  other processes: {run.load.others_cores:.0%} of a core on average")
 
-    if export is not None and export.rows != main_scope.count:
-        raise BenchError(f"the export has {export.rows:,} rows, not {main_scope.count:,}")
-    writes = None
+        # Throughput, each server in turn: this one, the other twice, this one again, so
+        # that a drift of the machine's speed falls on both alike.
+        order = [APP] if BEFORE not in servers else [APP, BEFORE, BEFORE, APP]
+        throughput_runs: dict[str, list] = {label: [] for label in servers}
+        for label in order:
+            print(
+                f"throughput of {label}: {arguments.connections} connections,"
+                f" {arguments.throughput_seconds}s"
+            )
+            measured = measure_throughput(
+                server=servers[label],
+                headers=api_headers,
+                path="/v1/customers",
+                connections=arguments.connections,
+                seconds=arguments.throughput_seconds,
+            )
+            print(f"  {measured.per_second:.0f} req/s, {measured.errors} errors")
+            throughput_runs[label].append(measured)
+        run.throughput = {label: combined(each) for label, each in throughput_runs.items()}
+        if not arguments.no_export:
+            for label, server in servers.items():
+                print(f"CSV export of {BENCH_TENANT}/{BENCH_ENVIRONMENT} ({label})")
+                export = measure_export(
+                    server=server,
+                    cookie=cookies[label],
+                    # The list's (and its export's) current environment: the operator's
+                    # first, BENCH_ENVIRONMENT, as for the changelist queries above. A
+                    # specific `environment=` would be a redirect that switches to it.
+                    path="/admin/customers/customer/export.csv",
+                )
+                print(f"  {export.rows:,} rows in {export.seconds:.1f}s")
+                if export.rows != main_scope.count:
+                    raise BenchError(
+                        f"{label}: the export has {export.rows:,} rows, not {main_scope.count:,}"
+                    )
+                run.export[label] = export
+
     if not arguments.no_writes:
         import_rows = 10_000 if arguments.quick else 100_000
         with import_file_of(environment, rows=import_rows) as import_file:
-            writes = measure_writes(
-                database_url=arguments.database_url,
-                environment=environment,
-                seed_rows=100_000 if arguments.quick else 1_000_000,
-                import_file=import_file,
-                import_rows=import_rows,
-            )
+            for label, checkout in checkouts.items():
+                print(f"bulk writes with the commands of {label} ({checkout})")
+                run.writes[label] = measure_writes(
+                    database_url=arguments.database_url,
+                    environment=environment,
+                    seed_rows=100_000 if arguments.quick else 1_000_000,
+                    import_file=import_file,
+                    import_rows=import_rows,
+                    cwd=checkout,
+                    unindexed_copy=label == APP,
+                    label=label,
+                )
     text = report(
+        run,
         command=command,
         plan=plan,
         seeding=seeding,
-        server=server,
-        results=results,
-        throughput=throughput,
+        server=servers[APP],
         throughput_target=200,
-        export=export,
-        writes=writes,
         database_url=arguments.database_url,
         warmup=arguments.warmup,
         samples=arguments.samples,
         search_count_limit=search_count_limit,
+        kept=arguments.output.read_text() if arguments.output and arguments.output.exists() else "",
     )
     print()
     print(text)
     if arguments.output is not None:
         arguments.output.write_text(text)
         print(f"written to {arguments.output}")
+    if arguments.json is not None:
+        arguments.json.write_text(json.dumps(run.as_json(), indent=1))
+        print(f"samples written to {arguments.json}")
     return 0
 
 

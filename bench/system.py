@@ -4,6 +4,7 @@ import contextlib
 import importlib.metadata
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -109,3 +110,21 @@ def versions(database_url: str) -> str:
         f" PostgreSQL {server}, psycopg {psycopg.__version__},"
         f" gunicorn {importlib.metadata.version('gunicorn')}"
     )
+
+
+def checkout_description(path: Path) -> str:
+    """`<short commit> (<subject, shortened>)` of a git checkout, and whether its tracked
+    files differ from that commit."""
+
+    def git(*args: str) -> str:
+        completed = subprocess.run(
+            ["git", "-C", str(path), *args], capture_output=True, text=True, check=False
+        )
+        return completed.stdout.strip() if completed.returncode == 0 else ""
+
+    commit = git("log", "-1", "--format=%h") or "unknown commit"
+    subject = git("log", "-1", "--format=%s")
+    if len(subject) > 70:
+        subject = subject[:69].rstrip() + "…"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return f"`{commit}` ({subject})" + (", with uncommitted changes" if dirty else "")
