@@ -12,7 +12,15 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
 
-from customers.filters import CustomerFilterSet
+from customers.cursors import (
+    CursorError,
+    CursorPosition,
+    decode_cursor,
+    encode_cursor,
+    keyset_ranges,
+    list_fingerprint,
+)
+from customers.filters import DEFAULT_ORDER, DEFAULT_SORT, SORT_COLUMNS, CustomerFilterSet
 from customers.models import Customer, CustomerEvent, CustomerStatus, CustomerStatusCount
 from customers.scope import Scope, TenantScope
 from customers.shape import ROW_ATTRIBUTES
@@ -100,9 +108,10 @@ def customer_list(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> 
 ROW_COLUMNS = ROW_ATTRIBUTES
 
 
-def customer_rows(queryset: QuerySet) -> QuerySet:
-    """The default projection of a page: values_list of ROW_COLUMNS (led by the id)."""
-    return queryset.values_list(*ROW_COLUMNS)
+def customer_rows(queryset: QuerySet, *extra: str) -> QuerySet:
+    """The default projection of a page: values_list of ROW_COLUMNS (led by the id), then
+    the ``extra`` columns the selector asks for."""
+    return queryset.values_list(*ROW_COLUMNS, *extra)
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,9 @@ class CustomerPage:
     rows: list[tuple]
     total: int
     limit: int
-    offset: int
+    offset: int | None  # None for a page asked for by cursor
+    has_more: bool = False  # rows follow this page
+    next_cursor: str | None = None  # the cursor of the page that follows, when has_more
 
 
 # Filters that the per-status counts can answer; `sort` and `order` narrow nothing.
@@ -237,30 +248,69 @@ def customer_page(
     scope: Scope,
     filters: Mapping[str, Any],
     limit: int,
-    offset: int,
-    projection: Callable[[QuerySet], QuerySet] = customer_rows,
+    offset: int | None = None,
+    cursor: str | None = None,
+    projection: Callable[..., QuerySet] = customer_rows,
 ) -> CustomerPage:
-    """One page of ``customer_list`` and the exact number of matching customers.
+    """One page of ``customer_list``, the exact number of matching customers, and whether
+    (and from which cursor) more follow.
 
-    ``projection`` turns the filtered, ordered queryset into the rows the caller wants
-    (a ``values_list`` whose first column is the id); by default the ROW_COLUMNS values.
-    The total costs no COUNT when the page itself shows where the list ends: a page that
-    is neither empty nor full is the last one.
+    The page starts at ``offset`` or after ``cursor`` (the ``next_cursor`` of the page
+    before; a CustomerFilterError naming `cursor` if it is not one for this list).
+    ``projection(queryset, *extra)`` turns the filtered, ordered queryset into the rows the
+    caller wants: a ``values_list`` whose first column is the id and whose last ones are the
+    ``extra`` columns asked for (the sort column, for the next cursor; they are taken off
+    the rows returned). By default the ROW_COLUMNS values. The total costs no COUNT when
+    the page itself shows where the list ends.
     """
     filterset = valid_filterset(scope=scope, filters=filters)
-    queryset = projection(filterset.qs)
-    if offset >= DEFERRED_JOIN_OFFSET:
+    cleaned = filterset.form.cleaned_data
+    sort, order = cleaned.get("sort") or DEFAULT_SORT, cleaned.get("order") or DEFAULT_ORDER
+    sort_column = SORT_COLUMNS[sort]
+    fingerprint = list_fingerprint(
+        scope=scope, cleaned=active_filters(filterset), sort=sort, order=order
+    )
+    if cursor is not None:
+        try:
+            after = decode_cursor(cursor, fingerprint=fingerprint, sort=sort)
+        except CursorError as error:
+            raise CustomerFilterError({"cursor": [str(error)]}) from None
+        rows: list = []
+        for part in keyset_ranges(filterset.qs, sort=sort, order=order, after=after):
+            rows += projection(part, sort_column)[: limit + 1 - len(rows)]
+            if len(rows) > limit:
+                break
+        has_more = len(rows) > limit
+        rows = rows[:limit]
         total = count_matching(filterset, scope=scope)
+        offset = None
+    elif (offset or 0) >= DEFERRED_JOIN_OFFSET:
+        total = count_matching(filterset, scope=scope)
+        queryset = projection(filterset.qs, sort_column)
         rows = page_by_ids_first(queryset, offset=offset, limit=limit, total=total)
-        return CustomerPage(rows=rows, total=total, limit=limit, offset=offset)
-    rows = list(queryset[offset : offset + limit])
-    if rows and len(rows) < limit:
-        total = offset + len(rows)
-    elif not rows and offset == 0:
-        total = 0
+        has_more = offset + len(rows) < total
     else:
-        total = count_matching(filterset, scope=scope)
-    return CustomerPage(rows=rows, total=total, limit=limit, offset=offset)
+        offset = offset or 0
+        rows = list(projection(filterset.qs, sort_column)[offset : offset + limit + 1])
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        if not has_more and (rows or offset == 0):
+            total = offset + len(rows)  # the page shows where the list ends
+        else:
+            total = count_matching(filterset, scope=scope)
+    next_cursor = None
+    if has_more:
+        last = rows[-1]
+        position = CursorPosition(value=last[-1], id=last[0])
+        next_cursor = encode_cursor(position, fingerprint=fingerprint, sort=sort)
+    return CustomerPage(
+        rows=[row[:-1] for row in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        has_more=has_more,
+        next_cursor=next_cursor,
+    )
 
 
 def customer_events(*, scope: Scope, customer_id: str) -> QuerySet[CustomerEvent]:

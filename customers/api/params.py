@@ -14,6 +14,7 @@ from django.http import QueryDict
 
 from customers.api.errors import ApiValidationError
 from customers.filters import CustomerFilterSet, check_single_value, metadata_filter_problems
+from customers.text import text_problem
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -21,14 +22,17 @@ MAX_OFFSET = 2**62
 EXPANDABLE = ("parent_customer",)
 # `format` is how the browsable API asks for a renderer; it selects no customers.
 RENDERING_PARAMS = frozenset({"format"})
-LIST_PARAMS = frozenset({"limit", "offset", "expand"})
+LIST_PARAMS = frozenset({"limit", "offset", "cursor", "expand"})
+# A cursor carries a sort value (a name: up to 255 characters) and a signature.
+MAX_CURSOR_LENGTH = 2000
 INTEGER_PATTERN = re.compile(r"-?\d{1,30}")
 
 
 @dataclass(frozen=True)
 class CustomerListParams:
     limit: int
-    offset: int
+    offset: int | None  # None when the page is asked for by cursor
+    cursor: str | None
     expand: frozenset[str]
     filters: QueryDict
 
@@ -97,13 +101,22 @@ def parse_customer_list_params(query: QueryDict) -> CustomerListParams:
             parsed[name] = parser(value)
         except ValidationError as error:
             errors[name] = list(error.messages)
+    cursor = single("cursor") or None
+    if cursor is not None:
+        problem = text_problem(cursor, max_length=MAX_CURSOR_LENGTH)
+        if problem:
+            errors["cursor"] = [problem]
+        elif single("offset"):
+            errors["offset"] = ["must not be given with cursor (the cursor says where to start)"]
     if errors:
         raise ApiValidationError(errors)
     limit = parsed.get("limit", limit)
-    offset = parsed.get("offset", offset)
+    offset = None if cursor is not None else parsed.get("offset", offset)
     expand = parsed.get("expand", expand)
     filters = QueryDict(mutable=True)
     for name in query:
         if name in filter_names or any(name == param for param, _, _ in metadata_filters):
             filters.setlist(name, query.getlist(name))
-    return CustomerListParams(limit=limit, offset=offset, expand=expand, filters=filters)
+    return CustomerListParams(
+        limit=limit, offset=offset, cursor=cursor, expand=expand, filters=filters
+    )

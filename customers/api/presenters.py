@@ -25,17 +25,24 @@ class CustomerListPresenter:
         self.expand_parent = expand_parent
         self.database_writes_json = connection.vendor == "postgresql"
 
-    def projection(self, queryset: QuerySet) -> QuerySet:
-        """The page's rows, each led by the customer's id (as the selector needs)."""
+    def projection(self, queryset: QuerySet, *extra: str) -> QuerySet:
+        """The page's rows, each led by the customer's id and ending with the ``extra``
+        columns the selector asks for (see customers.selectors.customer_page)."""
         if self.database_writes_json:
             row = customer_json(expand_parent=self.expand_parent)
-            return queryset.annotate(row=row).values_list("id", "row")
+            return queryset.annotate(row=row).values_list("id", "row", *extra)
         if self.expand_parent:
-            return queryset.values_list(*ROW_ATTRIBUTES, *PARENT_ROW_ATTRIBUTES)
-        return queryset.values_list(*ROW_ATTRIBUTES)
+            return queryset.values_list(*ROW_ATTRIBUTES, *PARENT_ROW_ATTRIBUTES, *extra)
+        return queryset.values_list(*ROW_ATTRIBUTES, *extra)
 
     def body(self, page: CustomerPage) -> PreRenderedPage | dict:
-        pagination = {"total": page.total, "limit": page.limit, "offset": page.offset}
+        pagination = {
+            "total": page.total,
+            "limit": page.limit,
+            "offset": page.offset,
+            "has_more": page.has_more,
+            "next_cursor": page.next_cursor,
+        }
         if self.database_writes_json:
             return PreRenderedPage(items_json=[row[1] for row in page.rows], pagination=pagination)
         as_dict = row_with_parent_as_dict if self.expand_parent else row_as_dict

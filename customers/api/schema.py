@@ -23,7 +23,13 @@ from rest_framework import serializers
 from customers.api.errors import ERROR_CODES
 from customers.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from customers.api.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
-from customers.api.params import DEFAULT_LIMIT, EXPANDABLE, MAX_LIMIT, MAX_OFFSET
+from customers.api.params import (
+    DEFAULT_LIMIT,
+    EXPANDABLE,
+    MAX_CURSOR_LENGTH,
+    MAX_LIMIT,
+    MAX_OFFSET,
+)
 from customers.filters import (
     BOUND_PARAMS,
     DEFAULT_ORDER,
@@ -276,11 +282,22 @@ class CustomerListItemSchemaSerializer(CustomerSchemaSerializer):
 
 @extend_schema_serializer(component_name="Pagination")
 class PaginationSchemaSerializer(serializers.Serializer):
-    """The `limit` and `offset` applied, and the exact number of matching customers."""
+    """The `limit` and `offset` applied, the exact number of matching customers, and where
+    the next page starts."""
 
     total = serializers.IntegerField(min_value=0)
     limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT)
-    offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET)
+    offset = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_OFFSET,
+        allow_null=True,
+        help_text="`null` for a page asked for by `cursor`.",
+    )
+    has_more = serializers.BooleanField(help_text="Rows follow this page.")
+    next_cursor = serializers.CharField(
+        allow_null=True,
+        help_text="Send it as `cursor` for the page that follows; `null` when `has_more` is false.",
+    )
 
 
 @extend_schema_serializer(
@@ -291,7 +308,13 @@ class PaginationSchemaSerializer(serializers.Serializer):
             "page",
             value={
                 "items": [CUSTOMER_EXAMPLE],
-                "pagination": {"total": 1, "limit": DEFAULT_LIMIT, "offset": 0},
+                "pagination": {
+                    "total": 1,
+                    "limit": DEFAULT_LIMIT,
+                    "offset": 0,
+                    "has_more": False,
+                    "next_cursor": None,
+                },
             },
             response_only=True,
         )
@@ -614,6 +637,13 @@ CUSTOMER_LIST_PARAMETERS = [
         {"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
         "How many matching customers to skip. Past the last one, `items` is empty and "
         "`total` still exact.",
+    ),
+    query_parameter(
+        "cursor",
+        {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+        "The `next_cursor` of a previous page: the customers that follow its last one, at the "
+        "same cost however deep. Bound to the scope, filters, `sort` and `order` it was made "
+        "for (anything else is a 400 naming `cursor`); `limit` may change. Not with `offset`.",
     ),
     query_parameter(
         "sort",

@@ -60,6 +60,7 @@ class CustomerViewSet(viewsets.GenericViewSet):
                 filters=params.filters,
                 limit=params.limit,
                 offset=params.offset,
+                cursor=params.cursor,
                 projection=presenter.projection,
             )
         except CustomerFilterError as invalid:

@@ -55,7 +55,13 @@ class TestShape:
         )
         body = api.get("/v1/customers?limit=10&offset=0&order=desc").json()
         assert list(body) == ["items", "pagination"]
-        assert body["pagination"] == {"total": 1, "limit": 10, "offset": 0}
+        assert body["pagination"] == {
+            "total": 1,
+            "limit": 10,
+            "offset": 0,
+            "has_more": False,
+            "next_cursor": None,
+        }
         item = body["items"][0]
         assert list(item) == CUSTOMER_KEYS
         assert item["id"].startswith("cust_")
@@ -87,7 +93,14 @@ class TestLimitAndOffset:
         for _number in range(52):
             make_customer(scope_a.environment, created_at=at("2023-01-01T00:00:00"))
         body = api.get("/v1/customers").json()
-        assert body["pagination"] == {"total": 55, "limit": 50, "offset": 0}
+        pagination = body["pagination"]
+        assert {key: pagination[key] for key in ("total", "limit", "offset", "has_more")} == {
+            "total": 55,
+            "limit": 50,
+            "offset": 0,
+            "has_more": True,
+        }
+        assert isinstance(pagination["next_cursor"], str)
         assert len(body["items"]) == 50
         assert [item["id"] for item in body["items"][:3]] == [c.id for c in reversed(three)]
 
@@ -109,12 +122,24 @@ class TestLimitAndOffset:
     def test_offset_pages(self, api, three):
         body = api.get("/v1/customers?limit=2&offset=2").json()
         assert [item["id"] for item in body["items"]] == [three[0].id]
-        assert body["pagination"] == {"total": 3, "limit": 2, "offset": 2}
+        assert body["pagination"] == {
+            "total": 3,
+            "limit": 2,
+            "offset": 2,
+            "has_more": False,
+            "next_cursor": None,
+        }
 
     def test_offset_past_the_end_returns_no_items_and_the_exact_total(self, api, three):
         body = api.get("/v1/customers?offset=10").json()
         assert body["items"] == []
-        assert body["pagination"] == {"total": 3, "limit": 50, "offset": 10}
+        assert body["pagination"] == {
+            "total": 3,
+            "limit": 50,
+            "offset": 10,
+            "has_more": False,
+            "next_cursor": None,
+        }
 
     def test_huge_offset_within_range_is_fine(self, api, three):
         body = api.get(f"/v1/customers?offset={2**62}").json()
@@ -285,7 +310,16 @@ class TestFilters:
 
     def test_no_match_has_total_zero(self, api, three):
         body = api.get("/v1/customers?external_id=nobody").json()
-        assert body == {"items": [], "pagination": {"total": 0, "limit": 50, "offset": 0}}
+        assert body == {
+            "items": [],
+            "pagination": {
+                "total": 0,
+                "limit": 50,
+                "offset": 0,
+                "has_more": False,
+                "next_cursor": None,
+            },
+        }
 
     @pytest.mark.parametrize("param", ["customer_ids", "external_ids", "parent_customer_ids"])
     def test_a_thousand_values_are_accepted_both_ways(self, api, three, param):
@@ -321,7 +355,13 @@ class TestStrictParameters:
     )
     def test_empty_value_is_absent(self, api, three, query):
         body = api.get(f"/v1/customers?{query}").json()
-        assert body["pagination"] == {"total": 3, "limit": 50, "offset": 0}
+        assert body["pagination"] == {
+            "total": 3,
+            "limit": 50,
+            "offset": 0,
+            "has_more": False,
+            "next_cursor": None,
+        }
         assert [item["id"] for item in body["items"]] == [c.id for c in reversed(three)]
 
     @pytest.mark.parametrize(
@@ -503,4 +543,13 @@ class TestDeepPages:
     def test_past_the_end(self, api, three, monkeypatch):
         monkeypatch.setattr("customers.selectors.DEFERRED_JOIN_OFFSET", 1)
         body = api.get("/v1/customers?offset=10").json()
-        assert body == {"items": [], "pagination": {"total": 3, "limit": 50, "offset": 10}}
+        assert body == {
+            "items": [],
+            "pagination": {
+                "total": 3,
+                "limit": 50,
+                "offset": 10,
+                "has_more": False,
+                "next_cursor": None,
+            },
+        }

@@ -124,7 +124,13 @@ class TestIsolation:
         response = scope_a.client().get(f"/v1/customers?customer_ids={other_ids}")
         assert response.json() == {
             "items": [],
-            "pagination": {"total": 0, "limit": 50, "offset": 0},
+            "pagination": {
+                "total": 0,
+                "limit": 50,
+                "offset": 0,
+                "has_more": False,
+                "next_cursor": None,
+            },
         }
         own = scope_a.client().get(f"/v1/customers?customer_ids={other_ids},{twins['a'].id}")
         assert [item["id"] for item in own.json()["items"]] == [twins["a"].id]

@@ -70,7 +70,13 @@ def test_the_list_response_is_the_envelope_in_json(awkward_customers):
     assert "\u2028" not in body  # escaped, as DRF's renderer does
     data = json.loads(body)
     assert list(data) == ["items", "pagination"]
-    assert data["pagination"] == {"total": 3, "limit": 50, "offset": 0}
+    assert data["pagination"] == {
+        "total": 3,
+        "limit": 50,
+        "offset": 0,
+        "has_more": False,
+        "next_cursor": None,
+    }
     names = {item["name"] for item in data["items"]}
     assert AWKWARD_TEXT in names
     child = next(item for item in data["items"] if item["name"] == "Child")

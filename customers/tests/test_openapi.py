@@ -201,6 +201,7 @@ class TestDocument:
         assert list(parameters) == [
             "limit",
             "offset",
+            "cursor",
             "sort",
             "order",
             "status",
@@ -323,7 +324,13 @@ class TestDocument:
             "$ref": "#/components/schemas/CustomerListItem"
         }
         pagination = resolve_ref(spec, page["properties"]["pagination"])
-        assert sorted(pagination["required"]) == ["limit", "offset", "total"]
+        assert sorted(pagination["required"]) == [
+            "has_more",
+            "limit",
+            "next_cursor",
+            "offset",
+            "total",
+        ]
 
     def test_error_envelope_component(self, spec):
         envelope = component(spec, "ErrorEnvelope")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection, transaction
 
+from customers.cursors import CursorPosition, keyset_ranges
 from customers.models import Customer, CustomerStatus, Environment, Tenant
 from customers.scope import Scope, TenantScope
 from customers.selectors import customer_list
@@ -176,3 +177,27 @@ def test_the_api_search_is_served_by_the_scope_trigram_index(large_search_scope)
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = queryset.order_by().explain()
     assert "customer_scope_search_trgm" in plan, plan
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("sort", "order", "value", "index"),
+    [
+        ("created_at", "desc", datetime(2023, 6, 1, tzinfo=UTC), "customer_scope_created"),
+        ("name", "asc", "company 500000", "customer_scope_name"),
+        ("email", "asc", "user2500@example70.com", "customer_scope_email"),
+        ("email", "desc", "user2500@example70.com", "customer_scope_email"),
+        ("external_id", "desc", "user_2500", "customer_scope_external_id"),
+    ],
+)
+def test_a_cursor_page_starts_inside_its_sort_index(analysed_customers, sort, order, value, index):
+    """The page after a cursor: a row comparison in the index condition, so its cost does
+    not grow with the depth (no filter over the rows before it)."""
+    after = CursorPosition(value=value, id="cust_env_p1_002500")
+    queryset = customer_list(scope=analysed_customers, filters={"sort": sort, "order": order})
+    first_range = keyset_ranges(queryset, sort=sort, order=order, after=after)[0]
+    plan = first_range.values_list("id")[:50].explain()
+    assert f"using {index} on" in plan, plan
+    index_condition = next(line for line in plan.splitlines() if "Index Cond" in line)
+    assert "ROW(" in index_condition, plan
+    assert "Seq Scan" not in plan, plan

@@ -15,10 +15,21 @@ DEMO_KEY = "sk_demo_key_for_local_use_only_0123456789"
 CUSTOMER_KEYS = 17
 
 
+# `NEXT=$(curl ... | python3 -c '...')`: a command whose answer's next_cursor becomes $NEXT.
+CAPTURE = re.compile(r"NEXT=\$\((curl .*?) \|")
+
+
 def curl_commands() -> list[list[str]]:
+    """Every curl command, in order; one whose cursor is kept is marked by a leading "NEXT"."""
     text = README.read_text().replace("\\\n", " ")
-    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("curl ")]
-    return [shlex.split(command.replace("$KEY", DEMO_KEY)) for command in commands]
+    commands = []
+    for line in (line.strip() for line in text.splitlines()):
+        captured = CAPTURE.match(line)
+        if captured:
+            commands.append(["NEXT", *shlex.split(captured.group(1).replace("$KEY", DEMO_KEY))])
+        elif line.startswith("curl "):
+            commands.append(shlex.split(line.replace("$KEY", DEMO_KEY)))
+    return commands
 
 
 def request_of(command: list[str]) -> tuple[str, str, dict[str, str], str | None]:
@@ -47,8 +58,10 @@ def test_the_readme_has_curl_examples_for_reads_and_writes():
 def test_every_curl_example_works_against_the_demo_data():
     call_command("seed_demo", stdout=None, stderr=None)
     client = APIClient()
+    next_cursor = None
     for command in curl_commands():
         method, path, headers, body = request_of(command)
+        path = path.replace("$NEXT", next_cursor or "$NEXT")
         response = client.generic(
             method, path, body or "", content_type="application/json", **headers
         )
@@ -57,6 +70,11 @@ def test_every_curl_example_works_against_the_demo_data():
             assert client.get(path, **headers).json()["status"] == "archived"
             continue
         data = response.json()
+        if command[0] == "NEXT":
+            next_cursor = data["pagination"]["next_cursor"]
+            assert next_cursor, "the walk's first page has a next page"
+        if "cursor=" in path:
+            assert data["pagination"]["offset"] is None, data
         if "limit=0" in path:
             assert response.status_code == 400
             assert data["error"]["details"] == {"limit": ["must be between 1 and 1000"]}

@@ -129,7 +129,7 @@ def test_a_projection_chooses_the_rows(scope_a):
         filters={},
         limit=10,
         offset=0,
-        projection=lambda queryset: queryset.values_list("id", "name"),
+        projection=lambda queryset, *extra: queryset.values_list("id", "name", *extra),
     )
     assert page.rows == [(customer.id, "Projected")]
 
