@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from customers.cursors import CursorPosition, keyset_ranges
 from customers.models import Customer, CustomerStatus, Environment, Tenant
 from customers.scope import Scope, TenantScope
-from customers.selectors import customer_list
+from customers.selectors import customer_events, customer_list
 from customers.services import environment_ensure
 
 pytestmark = pytest.mark.postgres
@@ -201,3 +201,12 @@ def test_a_cursor_page_starts_inside_its_sort_index(analysed_customers, sort, or
     index_condition = next(line for line in plan.splitlines() if "Index Cond" in line)
     assert "ROW(" in index_condition, plan
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.django_db
+def test_a_customers_history_is_served_by_the_event_customer_index(analysed_customers):
+    queryset = customer_events(scope=analysed_customers, customer_id="cust_env_p1_000001")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = queryset[:50].explain()
+    assert "event_customer" in plan, plan
