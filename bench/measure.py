@@ -450,6 +450,9 @@ class Writes:
     events_copy_seconds: float | None = None  # the import's events COPYed again (see below)
     seed_events: int = 0
     label: str = APP  # whose commands: APP or BEFORE
+    customer_indexes: list[str] = field(default_factory=list)
+    event_indexes: list[str] = field(default_factory=list)
+    event_foreign_keys: int = 0
 
     @property
     def seed_rows_per_second(self) -> float:
@@ -614,6 +617,9 @@ def measure_writes(
         events_copy_seconds=events_copy_seconds,
         cleanup_seconds=cleanup_seconds,
         label=label,
+        customer_indexes=index_names(database_url, CUSTOMER_TABLE),
+        event_indexes=index_names(database_url, EVENTS_TABLE),
+        event_foreign_keys=foreign_key_count(database_url, EVENTS_TABLE),
     )
 
 
@@ -659,10 +665,21 @@ def copy_events_again(database_url: str, *, tenant: str, environment: str) -> fl
     return seconds
 
 
-def index_count(database_url: str, table: str) -> int:
+def index_names(database_url: str, table: str) -> list[str]:
     with psycopg.connect(database_url, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = %s ORDER BY indexname", [table]
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
+def foreign_key_count(database_url: str, table: str) -> int:
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        if not table_exists(connection, table):
+            return 0
         return connection.execute(
-            "SELECT COUNT(*) FROM pg_indexes WHERE tablename = %s", [table]
+            "SELECT COUNT(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+            [table],
         ).fetchone()[0]
 
 
