@@ -62,6 +62,42 @@ def parse_expand(value: str) -> frozenset[str]:
     return frozenset(names)
 
 
+@dataclass(frozen=True)
+class CustomerExportParams:
+    format: str
+    filters: QueryDict
+
+
+EXPORT_FORMATS = ("csv", "jsonl")
+
+
+def parse_customer_export_params(query: QueryDict, *, accepted_format: str) -> CustomerExportParams:
+    """The export's parameters: the list's filters, `format`, and none of the paging ones."""
+    errors: dict[str, list[str]] = {}
+    for name in LIST_PARAMS:
+        if name in query:
+            errors[name] = ["is not accepted by the export, which streams every match"]
+    requested = query.getlist("format")
+    if len(requested) > 1:
+        errors["format"] = ["must be given only once"]
+    elif requested and requested[0] not in EXPORT_FORMATS:
+        errors["format"] = [f"must be one of {', '.join(EXPORT_FORMATS)}"]
+    rest = query.copy()
+    for name in LIST_PARAMS:
+        rest.pop(name, None)
+    filters = QueryDict()
+    try:
+        filters = parse_customer_list_params(rest).filters
+    except ApiValidationError as error:
+        errors.update(error.details)
+    if errors:
+        raise ApiValidationError(errors)
+    chosen = requested[0] if requested else accepted_format
+    return CustomerExportParams(
+        format=chosen if chosen in EXPORT_FORMATS else EXPORT_FORMATS[0], filters=filters
+    )
+
+
 def parse_customer_list_params(query: QueryDict) -> CustomerListParams:
     """Check every parameter; raise one ApiValidationError naming each offending one."""
     errors: dict[str, list[str]] = {}

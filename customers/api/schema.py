@@ -11,6 +11,7 @@ from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiSerializerFieldExtension,
 )
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -777,6 +778,43 @@ LIST_RESPONSES = {
     ),
     400: bad_request("limit", "must be between 1 and 1000"),
     **COMMON_ERRORS,
+}
+
+# The export takes the list's filters, not its paging (limit, offset, cursor) or expand.
+NOT_EXPORT_PARAMETERS = frozenset({"limit", "offset", "cursor", "expand"})
+EXPORT_PARAMETERS = [
+    query_parameter(
+        "format",
+        {"type": "string", "enum": ["csv", "jsonl"], "default": "csv"},
+        "`csv` (also chosen by `Accept: text/csv`): UTF-8, a header of the 17 fields, "
+        "`metadata` as its JSON text, `null` as an empty cell, nothing neutralised for "
+        "spreadsheets, lossless through `import_customers`. `jsonl` (also `Accept: "
+        "application/x-ndjson`): one customer per line, as the list writes it. Any other "
+        "format is a 400.",
+    ),
+    *[
+        parameter
+        for parameter in CUSTOMER_LIST_PARAMETERS
+        if parameter.name not in NOT_EXPORT_PARAMETERS
+    ],
+    WWW_AUTHENTICATE_HEADER,
+]
+EXPORT_RESPONSES = {
+    (200, "text/csv"): OpenApiResponse(
+        OpenApiTypes.STR,
+        description=(
+            "Every matching customer in the list's order, streamed from one snapshot, as an "
+            "attachment (`customers-<environment_id>-<UTC time>.csv`)."
+        ),
+    ),
+    (200, "application/x-ndjson"): OpenApiResponse(
+        OpenApiTypes.STR, description="The same customers, one JSON object per line."
+    ),
+    # Errors answer in the JSON envelope, whatever format was asked for.
+    (400, "application/json"): bad_request(
+        "limit", "is not accepted by the export, which streams every match"
+    ),
+    **{(status, "application/json"): response for status, response in COMMON_ERRORS.items()},
 }
 
 CREATE_PARAMETERS = [

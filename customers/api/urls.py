@@ -7,6 +7,7 @@ app_name = "api"
 customer_collection = views.CustomerViewSet.as_view(
     {"get": "list", "post": "create"}, suffix="List"
 )
+customer_export = views.CustomerViewSet.as_view({"get": "export"}, suffix="Export")
 customer_detail = views.CustomerViewSet.as_view(
     {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"},
     suffix="Instance",
@@ -20,6 +21,7 @@ urlpatterns = [
     path("openapi.json", docs.OpenApiDocumentView.as_view(), name="openapi"),
     path("docs/", docs.SwaggerUIView.as_view(), name="docs"),
     path("customers", customer_collection, name="customer_list"),
+    path("customers/export", customer_export, name="customer_export"),
     path(
         "customers/external/<path:external_id>",
         customer_by_external_id,

@@ -1,14 +1,16 @@
 """The customer API's views: they adapt HTTP to the selectors and services and nothing else."""
 
 from django.core.exceptions import ValidationError
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from customers.api.errors import ApiValidationError, service_errors_as_api_errors
+from customers.api.export import CSVRenderer, JSONLinesRenderer, error_as_json, export_response
 from customers.api.idempotency import idempotent
-from customers.api.params import parse_customer_list_params
+from customers.api.params import parse_customer_export_params, parse_customer_list_params
 from customers.api.presenters import CustomerListPresenter
 from customers.api.schema import (
     BY_EXTERNAL_ID_PARAMETERS,
@@ -17,6 +19,8 @@ from customers.api.schema import (
     CREATE_RESPONSES,
     DESTROY_PARAMETERS,
     DESTROY_RESPONSES,
+    EXPORT_PARAMETERS,
+    EXPORT_RESPONSES,
     LIST_PARAMETERS,
     LIST_RESPONSES,
     RETRIEVE_PARAMETERS,
@@ -34,6 +38,7 @@ from customers.selectors import (
     CustomerFilterError,
     customer_get,
     customer_get_by_external_id,
+    customer_list,
     customer_page,
 )
 from customers.services import customer_archive, customer_create, customer_update
@@ -66,6 +71,35 @@ class CustomerViewSet(viewsets.GenericViewSet):
         except CustomerFilterError as invalid:
             raise ApiValidationError(invalid.errors) from None
         return Response(presenter.body(page))
+
+    @extend_schema(
+        operation_id="customers_export",
+        summary="Export every matching customer (CSV or JSON Lines, streamed)",
+        parameters=EXPORT_PARAMETERS,
+        responses=EXPORT_RESPONSES,
+    )
+    def export(self, request: Request) -> StreamingHttpResponse:
+        """Every customer matching the list's filters, in the list's order, streamed from one
+        snapshot: CSV (the default) or JSON Lines, lossless either way."""
+        params = parse_customer_export_params(
+            request.query_params, accepted_format=request.accepted_renderer.format
+        )
+        try:
+            queryset = customer_list(scope=request.scope, filters=params.filters)
+        except CustomerFilterError as invalid:
+            raise ApiValidationError(invalid.errors) from None
+        return export_response(queryset=queryset, scope=request.scope, export_format=params.format)
+
+    def get_renderers(self):
+        if self.action == "export":
+            return [CSVRenderer(), JSONLinesRenderer()]
+        return super().get_renderers()
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self.action == "export":
+            error_as_json(request, response)
+        return response
 
     @extend_schema(
         operation_id="customers_create",

@@ -24,6 +24,7 @@ DOCS_URL = "/v1/docs/"
 OPERATIONS = {
     ("/v1/customers", "get"): "customers_list",
     ("/v1/customers", "post"): "customers_create",
+    ("/v1/customers/export", "get"): "customers_export",
     ("/v1/customers/{customer_id}", "get"): "customers_retrieve",
     ("/v1/customers/{customer_id}", "put"): "customers_update",
     ("/v1/customers/{customer_id}", "patch"): "customers_partial_update",
@@ -549,6 +550,9 @@ def error_example_requests(api: APIClient, acme, *, elsewhere: APIClient) -> dic
 
     requests = {
         (listing, "get", 400, "validation_error"): lambda: api.get(listing, {"limit": "0"}),
+        ("/v1/customers/export", "get", 400, "validation_error"): lambda: api.get(
+            "/v1/customers/export", {"limit": "10"}
+        ),
         (listing, "post", 400, "validation_error"): lambda: write(
             "post", listing, {"external_id": "x"}
         ),
@@ -608,3 +612,12 @@ def error_example_requests(api: APIClient, acme, *, elsewhere: APIClient) -> dic
                 method, unknown_url, {} if method in ("put", "patch") else None
             )
     return requests
+
+
+def test_the_export_is_described_with_both_formats_and_the_lists_filters(spec):
+    export = spec["paths"]["/v1/customers/export"]["get"]
+    assert set(export["responses"]["200"]["content"]) == {"text/csv", "application/x-ndjson"}
+    names = [p["name"] for p in export["parameters"] if p["in"] == "query"]
+    assert names[0] == "format"
+    assert {"limit", "offset", "cursor", "expand"}.isdisjoint(names)
+    assert {"status", "q", "created_at[gte]", "metadata", "sort", "order"} <= set(names)
