@@ -5,18 +5,20 @@ a thin shell around it. The contract's "Import" section is the specification. An
 writes every row or none, in one transaction:
 
 1. Read the file record by record. Each row is checked on its own with the shared field
-   rules (``customers.validation.clean_customer_fields``) and against the rows before it
-   (an id, or an external_id of a customer that is not archived, seen twice). The first bad
-   row stops the import.
+   rules (``customers.validation.clean_customer_fields``). The first bad row stops the
+   import.
 2. Each checked row goes straight on to the database (COPY on PostgreSQL, ``bulk_create``
-   elsewhere), so the database indexes rows while Python reads the next ones: on two cores
-   the import takes about as long as the slower of the two, not their sum.
-3. Check the file as a whole: parent cycles, and parents that are neither in the file nor
-   in the scope. The database's own constraints refuse an id that exists already or an
-   external_id live in the scope; when they do, the transaction is rolled back and batched
-   queries find the earliest offending line for the message.
+   elsewhere) in batches of IMPORT_BATCH_ROWS, each followed by its rows' events, so the
+   database indexes rows while Python reads the next ones, and memory holds one batch
+   whatever the file's size. The database's unique indexes refuse an id seen before
+   (in the file or anywhere) and an external id live twice in the scope.
+3. Check the file as a whole, from what step 1 noted of the rows that have a parent (and
+   nothing of the others): parent cycles, and parents that are neither in the file nor in
+   the scope (asked of the database, where the file's rows are by then).
 
-The rows stay in memory until the end, for those checks (docs/benchmarks.md has the peak).
+When the database refuses a row, the transaction is rolled back and the file is read again
+(``earliest_problem``) to name the earliest offending line, as a refusal found while
+reading would have.
 
 Errors are ``CustomerImportError``; those about one record are ``ImportRowError``, which
 names the physical line where the record starts (the header is line 1) and the field.
@@ -26,14 +28,14 @@ import csv
 import json
 import os
 import time
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, Q
+from django.db.models import BooleanField, Exists, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -126,30 +128,74 @@ def import_customers_csv(
             seconds = now - phase_started.setdefault(phase, now)
             on_progress(ImportProgress(phase=phase, done=done, total=total, seconds=seconds))
 
-    rows: list[CustomerRow] = []  # every row read, kept for the whole-file checks
+    parents = ParentLinks()  # what the whole-file checks need: the rows that have a parent
     try:
         with open(path, "rb") as csv_file, transaction.atomic():
-            read = read_rows(binary_lines=csv_file, scope=scope, report=report, into=rows)
-            # While the rows stream, the progress shows the reading; the writing keeps pace.
-            write_customer_rows(rows=read, scope=scope, report=reading_only(report))
-            report("writing", len(rows), len(rows))
-            check_no_parent_cycles(rows=rows)
-            check_parents_in_scope(rows=rows, scope=scope)
-            customer_created_events_record(
-                customers=(customer_row_object(row, scope) for row in rows),
-                scope=scope,
-                actor=actor,
-            )
+            read = read_rows(binary_lines=csv_file, scope=scope, report=report, parents=parents)
+            imported = write_in_batches(rows=read, scope=scope, actor=actor)
+            report("writing", imported, imported)
+            check_no_parent_cycles(parents=parents)
+            check_parents_in_scope(parents=parents, scope=scope)
     except OSError as error:
         raise CustomerImportError(f"cannot read {os.fspath(path)!r}: {error.strerror}") from None
+    except ImportRowError as error:
+        # Rolled back. A row before it may have been refused by the database (a duplicate
+        # id or live external id), which only shows at the end of a batch: name the earliest.
+        raise earliest_problem(path=path, scope=scope, before_line=error.line) or error from None
     except IntegrityError as error:
         # The database refused a row (rolled back: nothing was written). Name the earliest
         # row it refused; if none is refused now, a concurrent change was the cause.
-        check_rows_against_database(rows=rows, scope=scope)
+        problem = earliest_problem(path=path, scope=scope)
+        if problem is not None:
+            raise problem from None
         raise CustomerImportError(
             f"the import conflicts with a concurrent change and wrote nothing: {error}"
         ) from None
-    return ImportResult(scope=scope, imported=len(rows), seconds=time.perf_counter() - started)
+    return ImportResult(scope=scope, imported=imported, seconds=time.perf_counter() - started)
+
+
+# Rows are written (and their events) this many at a time: memory holds one batch, whatever
+# the file's size; within a batch the database indexes rows while Python reads the next.
+IMPORT_BATCH_ROWS = 20_000
+
+
+def write_in_batches(*, rows: Iterator[CustomerRow], scope: Scope, actor: Actor) -> int:
+    """Write the rows and their ``customer.created`` events, a batch at a time; how many."""
+    imported = 0
+    while True:
+        batch: list[CustomerRow] = []
+
+        def collected(batch=batch) -> Iterator[CustomerRow]:
+            for row in islice(rows, IMPORT_BATCH_ROWS):
+                batch.append(row)
+                yield row
+
+        write_customer_rows(rows=collected(), scope=scope)
+        if batch:
+            customer_created_events_record(
+                customers=(customer_row_object(row, scope) for row in batch),
+                scope=scope,
+                actor=actor,
+            )
+        imported += len(batch)
+        if len(batch) < IMPORT_BATCH_ROWS:
+            return imported
+
+
+class ParentLinks:
+    """The rows that have a parent: id -> (parent id, line). A cycle can only run through
+    such rows, and only they can name a parent outside the scope; the rest of a file is
+    never held."""
+
+    def __init__(self):
+        self.of: dict[str, tuple[str, int]] = {}
+
+    def add(self, row: CustomerRow) -> None:
+        if row.parent_id is not None:
+            self.of[row.id] = (row.parent_id, row.line)
+
+    def line_of(self, customer_id: str) -> int:
+        return self.of[customer_id][1]
 
 
 def reading_only(report: Reporter) -> Reporter:
@@ -183,19 +229,17 @@ def read_rows(
     binary_lines: Iterable[bytes],
     scope: Scope,
     report: Reporter,
-    into: list[CustomerRow],
+    parents: "ParentLinks | None" = None,
 ) -> Iterator[CustomerRow]:
-    """Yield each checked row, in file order, as it is read; also appends it to ``into``.
+    """Yield each checked row, in file order, as it is read (noting those with a parent).
 
-    The header is read (and checked) at the first ``next()``.
+    The header is read (and checked) at the first ``next()``. Duplicate ids and live
+    external ids are left to the database's unique indexes (see earliest_problem).
     """
     records = csv_records(decoded_lines(binary_lines))
     columns = read_header(records)
     import_time = timezone.now()  # one instant for every missing timestamp
-    id_index = columns.index("id") if "id" in columns else None
-    rows = into
-    line_of_given_id: dict[str, int] = {}
-    line_of_live_external_id: dict[str, int] = {}
+    count = 0
     report("reading", 0, None)
     for line, cells in records:
         if len(cells) != len(columns):
@@ -210,29 +254,13 @@ def read_rows(
             scope=scope,
             now=import_time,
         )
-        if row.id in line_of_given_id:
-            raise ImportRowError(
-                line=line,
-                field="id",
-                message=f"id {row.id!r} appears twice in the file"
-                f" (first on line {line_of_given_id[row.id]})",
-            )
-        if id_index is not None and cells[id_index]:
-            line_of_given_id[row.id] = line
-        if row.status != CustomerStatus.ARCHIVED:
-            first_line = line_of_live_external_id.setdefault(row.external_id, line)
-            if first_line != line:
-                raise ImportRowError(
-                    line=line,
-                    field="external_id",
-                    message=f"external_id {row.external_id!r} is also on line {first_line};"
-                    " only one customer that is not archived may use it",
-                )
-        rows.append(row)
+        if parents is not None:
+            parents.add(row)
+        count += 1
         yield row
-        if len(rows) % PROGRESS_EVERY_ROWS == 0:
-            report("reading", len(rows), None)
-    report("reading", len(rows), None)
+        if count % PROGRESS_EVERY_ROWS == 0:
+            report("reading", count, None)
+    report("reading", count, None)
 
 
 def decoded_lines(binary_lines: Iterable[bytes]) -> Iterator[str]:
@@ -400,11 +428,79 @@ def parsed_timestamp(text: str) -> datetime | str:
 # -- Step 2: the file as a whole, against the database and itself ---------------------------
 
 
-def check_rows_against_database(*, rows: list[CustomerRow], scope: Scope) -> None:
-    """Raise for the earliest row whose id, external_id or parent the database contradicts."""
-    problems: list[ImportRowError] = []
-    ids_in_file = {row.id: row for row in rows}
+def earliest_problem(
+    *, path: str | os.PathLike[str], scope: Scope, before_line: int | None = None
+) -> ImportRowError | None:
+    """The earliest row (before ``before_line``) that the database refuses or that repeats
+    an earlier row's id or live external id, read again from the file after the rollback.
 
+    Only a refused import comes here, so the normal path holds nothing of the file; this
+    one holds a hash and a line number per row (not the rows). With ``before_line`` (a row
+    there was refused on its own) parents are not checked: that row's refusal comes first.
+    """
+    first_line_of_id: dict[int, int] = {}
+    first_line_of_live_external_id: dict[int, int] = {}
+    problems: list[ImportRowError] = []
+    with_parent: list[tuple[str, int]] = []
+    batch: list[CustomerRow] = []
+
+    def check_batch() -> None:
+        problem = database_problem(rows=batch, scope=scope)
+        if problem is not None:
+            problems.append(problem)
+        batch.clear()
+
+    with open(path, "rb") as csv_file:
+        for row in read_rows(binary_lines=csv_file, scope=scope, report=lambda *args: None):
+            if before_line is not None and row.line >= before_line:
+                break
+            repeated = repeated_in_file(
+                row=row, ids=first_line_of_id, live=first_line_of_live_external_id
+            )
+            if repeated is not None:
+                problems.append(repeated)
+                break  # anything found later in the file is later than this
+            if row.parent_id is not None:
+                with_parent.append((row.parent_id, row.line))
+            batch.append(row)
+            if len(batch) >= LOOKUP_BATCH_SIZE:
+                check_batch()
+    check_batch()
+    if before_line is None and not problems:
+        outside = [(p, line) for p, line in with_parent if hash(p) not in first_line_of_id]
+        problem = outside_parent_problem(links=outside, scope=scope)
+        if problem is not None:
+            problems.append(problem)
+    return min(problems, key=lambda problem: problem.line) if problems else None
+
+
+def repeated_in_file(
+    *, row: CustomerRow, ids: dict[int, int], live: dict[int, int]
+) -> ImportRowError | None:
+    """The row repeats an earlier row's id, or its external id while both are live."""
+    first = ids.setdefault(hash(row.id), row.line)
+    if first != row.line:
+        return ImportRowError(
+            line=row.line,
+            field="id",
+            message=f"id {row.id!r} appears twice in the file (first on line {first})",
+        )
+    if row.status != CustomerStatus.ARCHIVED:
+        first = live.setdefault(hash(row.external_id), row.line)
+        if first != row.line:
+            return ImportRowError(
+                line=row.line,
+                field="external_id",
+                message=f"external_id {row.external_id!r} is also on line {first};"
+                " only one customer that is not archived may use it",
+            )
+    return None
+
+
+def database_problem(*, rows: list[CustomerRow], scope: Scope) -> ImportRowError | None:
+    """The earliest of ``rows`` whose id exists already or whose live external id is used
+    by a live customer of the scope."""
+    problems: list[ImportRowError] = []
     taken_ids = existing_ids(ids=[row.id for row in rows])
     for row in rows:
         if row.id in taken_ids:
@@ -412,7 +508,6 @@ def check_rows_against_database(*, rows: list[CustomerRow], scope: Scope) -> Non
                 ImportRowError(line=row.line, field="id", message=f"id {row.id!r} exists already")
             )
             break  # rows are in file order: the first is the earliest
-
     live_rows = [row for row in rows if row.status != CustomerStatus.ARCHIVED]
     taken = live_external_ids_in_scope(
         external_ids=[row.external_id for row in live_rows], scope=scope
@@ -428,44 +523,48 @@ def check_rows_against_database(*, rows: list[CustomerRow], scope: Scope) -> Non
                 )
             )
             break
-
-    parent_problem = outside_parent_problem(rows=rows, scope=scope, ids_in_file=ids_in_file)
-    if parent_problem is not None:
-        problems.append(parent_problem)
-
-    if problems:
-        raise min(problems, key=lambda problem: problem.line)
+    return min(problems, key=lambda problem: problem.line) if problems else None
 
 
-def check_parents_in_scope(*, rows: list[CustomerRow], scope: Scope) -> None:
+def check_parents_in_scope(*, parents: ParentLinks, scope: Scope) -> None:
     """Raise for the earliest row whose parent is neither in the file nor in the scope.
 
-    (The foreign key only says that the parent exists somewhere.)
+    Asked of the database once the rows are in (the file's rows are customers of the scope
+    by then): the foreign key alone only says that the parent exists somewhere.
     """
-    problem = outside_parent_problem(rows=rows, scope=scope, ids_in_file={row.id for row in rows})
-    if problem is not None:
-        raise problem
+    outside: list[str] = []
+    for batch in lookup_batches(list(parents.of)):
+        outside += (
+            customers_in_scope(scope=scope)
+            .filter(attribute_in(attribute="id", values=batch))
+            .filter(~Exists(customers_in_scope(scope=scope).filter(pk=OuterRef("parent_id"))))
+            .values_list("id", flat=True)
+        )
+    if outside:
+        first = min(outside, key=parents.line_of)
+        raise outside_parent_error(
+            parent_id=parents.of[first][0], line=parents.line_of(first), scope=scope
+        )
 
 
-def outside_parent_problem(
-    *, rows: list[CustomerRow], scope: Scope, ids_in_file: Container[str]
-) -> ImportRowError | None:
-    rows_with_outside_parent = [
-        row for row in rows if row.parent_id is not None and row.parent_id not in ids_in_file
-    ]
-    if not rows_with_outside_parent:
-        return None
-    parents_in_scope = customer_ids_in_scope(
-        ids=[row.parent_id for row in rows_with_outside_parent], scope=scope
+def outside_parent_error(*, parent_id: str, line: int, scope: Scope) -> ImportRowError:
+    return ImportRowError(
+        line=line,
+        field="parent_customer_id",
+        message=f"parent_customer_id {parent_id!r} is neither a row of this"
+        f" file nor a customer of {scope}",
     )
-    for row in rows_with_outside_parent:
-        if row.parent_id not in parents_in_scope:
-            return ImportRowError(
-                line=row.line,
-                field="parent_customer_id",
-                message=f"parent_customer_id {row.parent_id!r} is neither a row of this"
-                f" file nor a customer of {scope}",
-            )
+
+
+def outside_parent_problem(*, links: list[tuple[str, int]], scope: Scope) -> ImportRowError | None:
+    """The earliest of ``links`` (parent id, line), parents not in the file, whose parent
+    is not a customer of the scope."""
+    if not links:
+        return None
+    parents_in_scope = customer_ids_in_scope(ids=[parent for parent, _ in links], scope=scope)
+    for parent_id, line in links:
+        if parent_id not in parents_in_scope:
+            return outside_parent_error(parent_id=parent_id, line=line, scope=scope)
     return None
 
 
@@ -529,17 +628,17 @@ def customer_ids_in_scope(*, ids: list[str], scope: Scope) -> set[str]:
     return found
 
 
-def check_no_parent_cycles(*, rows: list[CustomerRow]) -> None:
+def check_no_parent_cycles(*, parents: ParentLinks) -> None:
     """Raise for the earliest row that would be its own ancestor.
 
     Customers already stored cannot point at a row of the file, so only parents within the
-    file can close a loop.
+    file can close a loop, and every row of a loop has a parent: the loop runs through
+    ``parents`` alone.
     """
-    row_by_id = {row.id: row for row in rows}
     parent_in_file = {
-        row.id: row.parent_id
-        for row in rows
-        if row.parent_id is not None and row.parent_id in row_by_id
+        customer_id: parent_id
+        for customer_id, (parent_id, _) in parents.of.items()
+        if parent_id in parents.of
     }
     on_current_walk, finished = 1, 2
     state: dict[str, int] = {}
@@ -553,22 +652,19 @@ def check_no_parent_cycles(*, rows: list[CustomerRow]) -> None:
             customer_id = parent_in_file[customer_id]
         if customer_id is not None and state.get(customer_id) == on_current_walk:
             loop = walk[walk.index(customer_id) :]
-            problems.append(cycle_problem(loop=loop, row_by_id=row_by_id))
+            problems.append(cycle_problem(loop=loop, parents=parents))
         for walked_id in walk:
             state[walked_id] = finished
     if problems:
         raise min(problems, key=lambda problem: problem.line)
 
 
-def cycle_problem(*, loop: list[str], row_by_id: dict[str, CustomerRow]) -> ImportRowError:
-    first = min(loop, key=lambda customer_id: row_by_id[customer_id].line)
+def cycle_problem(*, loop: list[str], parents: ParentLinks) -> ImportRowError:
+    first = min(loop, key=parents.line_of)
     if len(loop) == 1:
         message = f"parent_customer_id {first!r} is the customer itself"
     else:
         start = loop.index(first)
         ordered = loop[start:] + loop[:start] + [first]
         message = "parent_customer_id makes a cycle: " + " -> ".join(ordered)
-    return ImportRowError(line=row_by_id[first].line, field="parent_customer_id", message=message)
-
-
-# -- Step 3: the write ---------------------------------------------------------------------
+    return ImportRowError(line=parents.line_of(first), field="parent_customer_id", message=message)

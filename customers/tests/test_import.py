@@ -3,6 +3,7 @@
 import csv
 import io
 import re
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from customers.importer import (
     import_customers_csv,
 )
 from customers.management.commands.import_customers import Command
-from customers.models import Customer, CustomerStatus, Tenant
+from customers.models import Customer, CustomerEvent, CustomerStatus, Tenant
 from customers.scope import Scope
 from customers.tests.factories import at, make_customer
 
@@ -622,7 +623,7 @@ def test_a_conflict_found_while_writing_writes_nothing(scope_a, scope_b, tmp_pat
     # The database refuses the last row's id, but the diagnosis that follows a refusal finds
     # no row to blame (as when a concurrent writer's row has gone again by then).
     make_customer(scope_b.environment, id="c250")
-    monkeypatch.setattr(importer, "check_rows_against_database", lambda **_: None)
+    monkeypatch.setattr(importer, "earliest_problem", lambda **_: None)
     monkeypatch.setattr(bulk, "BULK_CREATE_BATCH_SIZE", 10)  # several batches on SQLite
     rows = [["id", "external_id", "name"]] + [[f"c{n}", f"e{n}", f"N{n}"] for n in range(251)]
 
@@ -729,3 +730,63 @@ def test_a_missing_file_is_a_command_error(scope_a, tmp_path):
         call_command(
             "import_customers", str(tmp_path / "nope.csv"), tenant="tenant_a", environment="env_a"
         )
+
+
+# -- At any size ----------------------------------------------------------------------------
+
+
+def numbered_rows(count: int, *, parent_every: int = 0) -> list[list[str]]:
+    rows = [["id", "external_id", "name", "metadata", "parent_customer_id"]]
+    for n in range(count):
+        parent = f"c{n - 1}" if parent_every and n % parent_every == 1 else ""
+        rows.append([f"c{n}", f"e{n}", f"Customer {n}", '{"plan": "growth"}', parent])
+    return rows
+
+
+def test_rows_and_their_events_are_written_a_batch_at_a_time(scope_a, tmp_path, monkeypatch):
+    monkeypatch.setattr(importer, "IMPORT_BATCH_ROWS", 10)
+    result = run_import(csv_file(tmp_path, numbered_rows(95, parent_every=3)), scope_a.scope)
+    assert result.imported == count(scope_a.scope) == 95
+    assert CustomerEvent.objects.filter(type="customer.created").count() == 95
+    assert Customer.objects.filter(parent__isnull=False).count() == 32
+
+
+def test_memory_does_not_grow_with_the_file(scope_a, tmp_path, monkeypatch):
+    """Ten times the rows, about the same peak: only a batch (and the rows that have a
+    parent, as id and line) is held, never the file."""
+    monkeypatch.setattr(importer, "IMPORT_BATCH_ROWS", 100)
+
+    def peak(rows: int, name: str) -> int:
+        path = tmp_path / name
+        path.write_text("\n".join(",".join(row) for row in numbered_rows(rows)) + "\n")
+        tracemalloc.start()
+        run_import(path, scope_a.scope)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        CustomerEvent.objects.all().delete()
+        Customer.objects.all().delete()  # the next file reuses the ids
+        return top
+
+    small = peak(500, "small.csv")
+    large = peak(5_000, "large.csv")
+    assert large < small * 2, (small, large)
+
+
+def test_a_duplicate_found_by_the_database_is_named_before_a_later_bad_row(scope_a, tmp_path):
+    rows = numbered_rows(60)
+    rows[40][0] = "c3"  # line 41 repeats line 5's id
+    rows[55][2] = ""  # line 57: a row without a name
+    error = import_error(csv_file(tmp_path, rows), scope_a.scope)
+    assert (error.line, error.field) == (41, "id")
+    assert "first on line 5" in error.message
+    assert count(scope_a.scope) == 0
+
+
+def test_duplicates_across_batches_name_the_earliest_line(scope_a, tmp_path, monkeypatch):
+    monkeypatch.setattr(importer, "IMPORT_BATCH_ROWS", 10)
+    rows = numbered_rows(60)
+    rows[50][1] = "e7"  # line 51: the live external id of line 9
+    error = import_error(csv_file(tmp_path, rows), scope_a.scope)
+    assert (error.line, error.field) == (51, "external_id")
+    assert "also on line 9" in error.message
+    assert count(scope_a.scope) == 0
