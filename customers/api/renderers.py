@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass
 
+from django.template import loader
 from rest_framework import renderers
 
 
@@ -51,3 +52,12 @@ class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
         if isinstance(data, PreRenderedPage):
             data = data.as_data()
         return super().render(data, accepted_media_type, renderer_context)
+
+    def get_filter_form(self, data, view, request):
+        """The list's filters as a form behind DRF's "Filters" button (the view says what
+        the form holds: ``browsable_filter_form``)."""
+        filter_form = getattr(view, "browsable_filter_form", None)
+        html = filter_form(request) if filter_form is not None else None
+        if not html:
+            return None
+        return loader.get_template(self.filter_template).render({"elements": [html]})

@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ValidationError
 from django.http import StreamingHttpResponse
+from django.template import loader
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.request import Request
@@ -32,10 +33,11 @@ from customers.api.schema import (
 )
 from customers.api.serializers import CustomerSerializer, customer_fields_from_body
 from customers.events import actor_for_request
-from customers.filters import check_single_value
+from customers.filters import CustomerFilterSet, check_single_value
 from customers.representation import customer_as_dict
 from customers.selectors import (
     CustomerFilterError,
+    customer_filterset,
     customer_get,
     customer_get_by_external_id,
     customer_list,
@@ -71,6 +73,19 @@ class CustomerViewSet(viewsets.GenericViewSet):
         except CustomerFilterError as invalid:
             raise ApiValidationError(invalid.errors) from None
         return Response(presenter.body(page))
+
+    def browsable_filter_form(self, request: Request) -> str | None:
+        """The list's filter form in the browsable API: the parameters the API accepts."""
+        if self.action != "list":
+            return None
+        filterset = customer_filterset(scope=request.scope, filters=request.query_params)
+        form = filterset.form
+        for name in list(form.fields):
+            if name not in CustomerFilterSet.API_PARAMS:
+                del form.fields[name]  # the admin's own filters, and metadata[KEY] (typed)
+        return loader.render_to_string(
+            "django_filters/rest_framework/form.html", {"filter": filterset}, request
+        )
 
     @extend_schema(
         operation_id="customers_export",

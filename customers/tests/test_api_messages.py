@@ -92,3 +92,21 @@ def test_integer_parameters_say_what_they_accept(api, query, message):
     response = api.get(f"/v1/customers?{query}")
     assert response.status_code == 400
     assert response.json()["error"]["message"] == message
+
+
+def test_the_browsable_api_shows_the_lists_filter_form(scope_a):
+    make_customer(scope_a.scope, name="Visible")
+    user = staff_user_upsert(username="operator", password="pw-for-tests", tenant_ids=["tenant_a"])
+    client = APIClient()
+    client.force_login(user)
+    page = client.get("/v1/customers?status=draft&q=vis", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200
+    html = page.content.decode()
+    form = html[html.index("Field filters") :]
+    form = form[: form.index("</form>")]
+    for name in ("status", "q", "email", "created_at[gte]", "updated_at[lt]", "sort", "order"):
+        assert f'name="{name}"' in form, name
+    for admin_only in ("tenant", "environment", "has_parent"):
+        assert f'name="{admin_only}"' not in form, admin_only
+    assert 'value="vis"' in form  # the current values are filled in
+    assert '<option value="draft" selected>' in form
