@@ -364,7 +364,8 @@ def writes_lines(all_writes: dict[str, Writes], *, total: int) -> list[str]:
         f" afterwards ({writes.cleanup_seconds:.0f}s)"
         + (
             "; *before*: the same commands of the before checkout, the same import file,"
-            " after the after's"
+            " after the after's, into the same table (the after's migrations made it: both"
+            " maintain its indexes, so a difference is the code's)"
             if before
             else ""
         )
