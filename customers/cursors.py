@@ -62,7 +62,9 @@ def encode_cursor(position: CursorPosition, *, fingerprint: str, sort: str) -> s
     return signing.dumps(payload, salt=SALT, compress=True)
 
 
-def decode_cursor(cursor: str, *, fingerprint: str, sort: str) -> CursorPosition:
+def decode_cursor(
+    cursor: str, *, fingerprint: str, sort: str, timestamp: bool | None = None
+) -> CursorPosition:
     try:
         payload = signing.loads(cursor, salt=SALT)
     except signing.BadSignature:
@@ -75,7 +77,9 @@ def decode_cursor(cursor: str, *, fingerprint: str, sort: str) -> CursorPosition
             " the request that returned it (only limit may change)"
         )
     value = payload["v"]
-    if SORT_COLUMNS[sort] in TIMESTAMP_COLUMNS and value is not None:
+    if timestamp is None:
+        timestamp = SORT_COLUMNS[sort] in TIMESTAMP_COLUMNS
+    if timestamp and value is not None:
         value = datetime.fromisoformat(value)
     return CursorPosition(value=value, id=payload["i"])
 
@@ -85,15 +89,15 @@ class RowComparison(Expression):
 
     output_field = BooleanField()
 
-    def __init__(self, column: str, position: CursorPosition, *, descending: bool):
+    def __init__(self, column: str, position: CursorPosition, *, descending: bool, model=Customer):
         super().__init__()
-        field = Customer._meta.get_field(column)
+        field = model._meta.get_field(column)
         self.operator = "<" if descending else ">"
         self.expressions = [
             F(column),
             F("id"),
             Value(position.value, output_field=field),
-            Value(position.id, output_field=Customer._meta.pk),
+            Value(position.id, output_field=model._meta.pk),
         ]
 
     def get_source_expressions(self):

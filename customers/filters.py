@@ -7,7 +7,7 @@ scope is never a parameter: callers hand in a queryset already confined to it.
 
 import copy
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 
 import django_filters
 from django import forms
@@ -17,7 +17,7 @@ from django.db.models import F, OrderBy, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
 
-from customers.models import Customer, CustomerStatus
+from customers.models import Customer, CustomerEvent, CustomerEventType, CustomerStatus
 from customers.shape import MAX_METADATA_KEY_LENGTH
 from customers.text import text_problem
 
@@ -345,32 +345,6 @@ class MetadataFilter(CheapCopyFilterMixin, django_filters.Filter):
         return qs
 
 
-class DayField(CheapCopyFieldMixin, forms.DateField):
-    pass
-
-
-class DayBoundFilter(CheapCopyFilterMixin, django_filters.DateFilter):
-    """A day bound on a timestamp (UTC): `after` from the day's start, `before` through its end.
-
-    Compares the column itself (no `__date` transform), so the scope indexes still serve it.
-    """
-
-    field_class = DayField
-
-    def __init__(self, *, field_name: str, bound: str, **kwargs):
-        kwargs.setdefault("error_messages", {"invalid": "must be a date (YYYY-MM-DD)"})
-        super().__init__(field_name=field_name, **kwargs)
-        self.bound = bound
-
-    def filter(self, qs, value):
-        if not value:
-            return qs
-        day_start = datetime.combine(value, time.min, tzinfo=UTC)
-        if self.bound == "after":
-            return qs.filter(**{f"{self.field_name}__gte": day_start})
-        return qs.filter(**{f"{self.field_name}__lt": day_start + timedelta(days=1)})
-
-
 SORT_CHOICES = [(name, name) for name in SORT_COLUMNS]
 
 
@@ -382,7 +356,30 @@ class CustomerFilterForm(forms.Form):
     order = StrictChoiceField(choices=ORDER_CHOICES, required=False)
 
 
-class CustomerFilterSet(django_filters.FilterSet):
+class StrictFilterSet(django_filters.FilterSet):
+    """What the project's FilterSets share: a form class built once per FilterSet class,
+    each filter applied with its cleaned value, and errors by parameter."""
+
+    def get_form_class(self):
+        # django-filter builds a new form class for every instance; the filters never vary,
+        # so build it once per FilterSet class.
+        cls = type(self)
+        if "_cached_form_class" not in cls.__dict__:
+            cls._cached_form_class = super().get_form_class()
+        return cls._cached_form_class
+
+    def apply_filters(self, queryset: QuerySet) -> QuerySet:
+        cleaned = self.form.cleaned_data
+        for name, each in self.filters.items():
+            queryset = each.filter(queryset, cleaned.get(name))
+        return queryset
+
+    @property
+    def error_details(self) -> dict[str, list[str]]:
+        return {field: list(messages) for field, messages in self.errors.items()}
+
+
+class CustomerFilterSet(StrictFilterSet):
     # Shared by the API and the admin pages.
     status = StrictChoiceFilter(choices=CustomerStatus.choices)
     customer_ids = ValueListFilter(field_name="id")
@@ -396,10 +393,6 @@ class CustomerFilterSet(django_filters.FilterSet):
     tenant = SingleValueFilter(field_name="tenant_id")
     environment = SingleValueFilter(field_name="environment_id")
     has_parent = HasParentFilter(choices=HAS_PARENT_CHOICES, label="Has parent")
-    created_at_after = DayBoundFilter(field_name="created_at", bound="after")
-    created_at_before = DayBoundFilter(field_name="created_at", bound="before")
-    updated_at_after = DayBoundFilter(field_name="updated_at", bound="after")
-    updated_at_before = DayBoundFilter(field_name="updated_at", bound="before")
 
     class Meta:
         model = Customer
@@ -446,23 +439,67 @@ class CustomerFilterSet(django_filters.FilterSet):
     def is_metadata_param(name: str) -> bool:
         return METADATA_PARAM.fullmatch(name) is not None
 
-    def get_form_class(self):
-        # django-filter builds a new form class for every instance; the filters never vary,
-        # so build it once per FilterSet class.
-        cls = type(self)
-        if "_cached_form_class" not in cls.__dict__:
-            cls._cached_form_class = super().get_form_class()
-        return cls._cached_form_class
-
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
         """Each filter with its value, then the total ordering (`sort`, then `id`)."""
+        queryset = self.apply_filters(queryset)
         cleaned = self.form.cleaned_data
-        for name, each in self.filters.items():
-            queryset = each.filter(queryset, cleaned.get(name))
         sort = cleaned.get("sort") or DEFAULT_SORT
         order = cleaned.get("order") or DEFAULT_ORDER
         return queryset.order_by(*customer_ordering(sort, order))
 
-    @property
-    def error_details(self) -> dict[str, list[str]]:
-        return {field: list(messages) for field, messages in self.errors.items()}
+
+# -- Events -----------------------------------------------------------------------------------
+
+
+class EventTypesField(ValueListField):
+    """Event types, comma-separated or repeated; each must be a known type."""
+
+    def validate(self, value):
+        super().validate(value)
+        unknown = [item for item in value if item not in CustomerEventType.values]
+        if unknown:
+            raise ValidationError(
+                f"has an unknown type {unknown[0]!r}: the types are "
+                + ", ".join(CustomerEventType.values),
+                code="invalid_choice",
+            )
+
+
+class EventTypesFilter(ValueListFilter):
+    field_class = EventTypesField
+
+
+class EventFilterForm(forms.Form):
+    order = StrictChoiceField(choices=ORDER_CHOICES, required=False)
+
+
+class EventFilterSet(StrictFilterSet):
+    """The event log's parameters: type, customer_id, created_at bounds; newest first."""
+
+    type = EventTypesFilter(field_name="type")
+    customer_id = SingleValueFilter(field_name="customer_id")
+
+    class Meta:
+        model = CustomerEvent
+        fields: list[str] = []
+        form = EventFilterForm
+
+    MULTI_VALUE_PARAMS = frozenset({"type"})
+    API_PARAMS = frozenset(
+        {"type", "customer_id", "order", *(name for name in BOUND_PARAMS if "created_at" in name)}
+    )
+
+    @classmethod
+    def get_filters(cls):
+        filters = super().get_filters()
+        for name, (field, lookup) in BOUND_PARAMS.items():
+            if field == "created_at":
+                filters[name] = TimestampBoundFilter(field_name=field, lookup_expr=lookup)
+        return filters
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        queryset = self.apply_filters(queryset)
+        descending = (self.form.cleaned_data.get("order") or DEFAULT_ORDER) == "desc"
+        if descending:
+            return queryset.order_by(F("created_at").desc(), F("id").desc())
+        return queryset.order_by(F("created_at").asc(), F("id").asc())

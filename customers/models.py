@@ -353,6 +353,8 @@ class CustomerEvent(models.Model):
             # One customer's history (customer ids are global), and the foreign key's own
             # check when a customer row is deleted (bench and test clean-ups).
             models.Index(fields=["customer", "created_at", "id"], name="event_customer"),
+            # purge_events: the oldest events of every scope.
+            models.Index(fields=["created_at"], name="event_created"),
         ]
 
     def __str__(self) -> str:

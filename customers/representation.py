@@ -49,3 +49,23 @@ def customer_as_dict(customer: Customer) -> dict[str, Any]:
 def api_value(attribute: str, value: Any) -> Any:
     """A model attribute's value as the API writes it (timestamps as RFC 3339)."""
     return rfc3339(value) if isinstance(value, datetime) else value
+
+
+def event_as_dict(event) -> dict[str, Any]:
+    """An event as the API writes it (the contract's "Events"); its customer objects keep
+    the contract's key order, which PostgreSQL's jsonb does not store."""
+    data = event.data or {}
+    customer = data.get("object") or {}
+    return {
+        "id": event.id,
+        "type": event.type,
+        "created_at": rfc3339(event.created_at),
+        "tenant_id": event.tenant_id,
+        "environment_id": event.environment_id,
+        "actor": {"type": event.actor_type, "id": event.actor_id},
+        "request_id": event.request_id,
+        "data": {
+            "object": {name: customer[name] for name in FIELD_NAMES if name in customer},
+            "previous_attributes": data.get("previous_attributes") or {},
+        },
+    }

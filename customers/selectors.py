@@ -15,12 +15,19 @@ from django.db.models.query import ModelIterable
 from customers.cursors import (
     CursorError,
     CursorPosition,
+    RowComparison,
     decode_cursor,
     encode_cursor,
     keyset_ranges,
     list_fingerprint,
 )
-from customers.filters import DEFAULT_ORDER, DEFAULT_SORT, SORT_COLUMNS, CustomerFilterSet
+from customers.filters import (
+    DEFAULT_ORDER,
+    DEFAULT_SORT,
+    SORT_COLUMNS,
+    CustomerFilterSet,
+    EventFilterSet,
+)
 from customers.models import Customer, CustomerEvent, CustomerStatus, CustomerStatusCount
 from customers.scope import Scope, TenantScope
 from customers.shape import ROW_ATTRIBUTES
@@ -243,6 +250,23 @@ def page_by_ids_first(queryset: QuerySet, *, offset: int, limit: int, total: int
     return [by_id[customer_id] for customer_id in ids if customer_id in by_id]
 
 
+def offset_page(
+    queryset: QuerySet, *, offset: int, limit: int, count: Callable[[], int]
+) -> tuple[list, int]:
+    """(the rows ``offset`` to ``offset + limit`` of ``queryset``, how many rows it has), as
+    customer_page reads an offset page: the page and one row more, so that a page showing
+    where the list ends (neither empty nor full) gives the total itself and ``count`` is
+    called only otherwise; from DEFERRED_JOIN_OFFSET on, ``count`` first, then the ids
+    (page_by_ids_first). The admin's change list reads its pages through this."""
+    if offset >= DEFERRED_JOIN_OFFSET:
+        total = count()
+        return page_by_ids_first(queryset, offset=offset, limit=limit, total=total), total
+    rows = list(queryset[offset : offset + limit + 1])
+    if len(rows) <= limit and (rows or offset == 0):
+        return rows, offset + len(rows)
+    return rows[:limit], count()
+
+
 def customer_page(
     *,
     scope: Scope,
@@ -317,3 +341,67 @@ def customer_events(*, scope: Scope, customer_id: str) -> QuerySet[CustomerEvent
     """One customer's events, newest first (its history)."""
     events = scope.confine(CustomerEvent.objects.all())
     return events.filter(customer_id=customer_id).order_by("-created_at", "-id")
+
+
+class EventNotFoundError(Exception):
+    """No event with that id in the scope."""
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: list[CustomerEvent]
+    limit: int
+    has_more: bool
+    next_cursor: str | None
+
+
+EVENT_CURSOR_SORT = "events:created_at"  # what an event cursor is bound to, beside filters
+
+
+def event_page(
+    *, scope: Scope, filters: Mapping[str, Any], limit: int, cursor: str | None = None
+) -> EventPage:
+    """A page of the scope's event log, newest first (or oldest, `order=asc`), by cursor:
+    the log is large, so there is no offset and no total."""
+    filterset = EventFilterSet(data=filters, queryset=scope.confine(CustomerEvent.objects.all()))
+    if not filterset.is_valid():
+        raise CustomerFilterError(filterset.error_details)
+    order = filterset.form.cleaned_data.get("order") or DEFAULT_ORDER
+    narrowing = {
+        name: value
+        for name, value in filterset.form.cleaned_data.items()
+        if value not in (None, "", [], ()) and name != "order"
+    }
+    fingerprint = list_fingerprint(
+        scope=scope, cleaned=narrowing, sort=EVENT_CURSOR_SORT, order=order
+    )
+    queryset = filterset.qs
+    if cursor is not None:
+        try:
+            after = decode_cursor(
+                cursor, fingerprint=fingerprint, sort=EVENT_CURSOR_SORT, timestamp=True
+            )
+        except CursorError as error:
+            raise CustomerFilterError({"cursor": [str(error)]}) from None
+        queryset = queryset.filter(
+            RowComparison("created_at", after, descending=order == "desc", model=CustomerEvent)
+        )
+    events = list(queryset[: limit + 1])
+    has_more = len(events) > limit
+    events = events[:limit]
+    next_cursor = None
+    if has_more:
+        last = events[-1]
+        next_cursor = encode_cursor(
+            CursorPosition(value=last.created_at, id=last.id),
+            fingerprint=fingerprint,
+            sort=EVENT_CURSOR_SORT,
+        )
+    return EventPage(events=events, limit=limit, has_more=has_more, next_cursor=next_cursor)
+
+
+def event_get(*, scope: Scope, event_id: str) -> CustomerEvent:
+    event = scope.confine(CustomerEvent.objects.all()).filter(pk=event_id).first()
+    if event is None:
+        raise EventNotFoundError(f"no event {abbreviated(event_id)!r} in this environment")
+    return event

@@ -6,6 +6,7 @@ each entry point enforces the same rules.
 
 import re
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -19,6 +20,7 @@ from customers.ids import new_api_key_secret
 from customers.models import (
     ApiKey,
     Customer,
+    CustomerEvent,
     CustomerStatus,
     Environment,
     Membership,
@@ -291,3 +293,20 @@ def customer_restore(*, scope: Scope, customer_id: str, actor: Actor) -> Custome
         data={"status": CustomerStatus.PUBLISHED},
         actor=actor,
     )
+
+
+def events_purge(*, older_than_days: int, batch_size: int = 10_000) -> int:
+    """Delete the events older than ``older_than_days`` days, a batch at a time (short
+    transactions on a large log); returns how many."""
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted = 0
+    while True:
+        ids = list(
+            CustomerEvent.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[
+                :batch_size
+            ]
+        )
+        if not ids:
+            return deleted
+        CustomerEvent.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)

@@ -127,7 +127,7 @@ def api_exception_handler(exc, context):
 def service_errors_as_api_errors():
     """Turn the services' refusals into the API's 400, 404 and 409."""
     # Imported here: services import selectors and models, which this module must not need.
-    from customers.selectors import CustomerNotFoundError
+    from customers.selectors import CustomerNotFoundError, EventNotFoundError
     from customers.services import CustomerConflictError
     from customers.validation import CustomerValidationError
 
@@ -135,7 +135,7 @@ def service_errors_as_api_errors():
         yield
     except CustomerValidationError as error:
         raise ApiValidationError(error.errors) from None
-    except CustomerNotFoundError as error:
+    except (CustomerNotFoundError, EventNotFoundError) as error:
         raise exceptions.NotFound(str(error)) from None
     except CustomerConflictError as error:
         raise AlreadyExistsError(str(error), {"external_id": ["already exists"]}) from None

@@ -13,7 +13,12 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
 from customers.api.errors import ApiValidationError
-from customers.filters import CustomerFilterSet, check_single_value, metadata_filter_problems
+from customers.filters import (
+    CustomerFilterSet,
+    EventFilterSet,
+    check_single_value,
+    metadata_filter_problems,
+)
 from customers.text import text_problem
 
 DEFAULT_LIMIT = 50
@@ -156,3 +161,47 @@ def parse_customer_list_params(query: QueryDict) -> CustomerListParams:
     return CustomerListParams(
         limit=limit, offset=offset, cursor=cursor, expand=expand, filters=filters
     )
+
+
+@dataclass(frozen=True)
+class EventListParams:
+    limit: int
+    cursor: str | None
+    filters: QueryDict
+
+
+EVENT_PAGING_PARAMS = frozenset({"limit", "cursor"})
+
+
+def parse_event_list_params(query: QueryDict) -> EventListParams:
+    """`GET /v1/events`: as strict as the customer list; no `offset` (cursors only)."""
+    errors: dict[str, list[str]] = {}
+    known = EventFilterSet.API_PARAMS | EVENT_PAGING_PARAMS
+    for name in query:
+        if name in RENDERING_PARAMS:
+            continue
+        if name == "offset":
+            errors[name] = ["is not accepted: the event log pages by cursor (next_cursor)"]
+        elif name not in known:
+            errors[name] = ["is not a known parameter"]
+        elif name not in EventFilterSet.MULTI_VALUE_PARAMS and len(query.getlist(name)) > 1:
+            errors[name] = ["must be given only once"]
+    limit, cursor = DEFAULT_LIMIT, None
+    if "limit" not in errors and query.get("limit", ""):
+        try:
+            check_single_value(query["limit"])
+            limit = parse_integer(query["limit"], minimum=1, maximum=MAX_LIMIT)
+        except ValidationError as error:
+            errors["limit"] = list(error.messages)
+    if "cursor" not in errors and query.get("cursor", ""):
+        cursor = query["cursor"]
+        problem = text_problem(cursor, max_length=MAX_CURSOR_LENGTH)
+        if problem:
+            errors["cursor"] = [problem]
+    if errors:
+        raise ApiValidationError(errors)
+    filters = QueryDict(mutable=True)
+    for name in query:
+        if name in EventFilterSet.API_PARAMS:
+            filters.setlist(name, query.getlist(name))
+    return EventListParams(limit=limit, cursor=cursor, filters=filters)

@@ -43,7 +43,7 @@ from customers.filters import (
     ORDER_CHOICES,
     SORT_COLUMNS,
 )
-from customers.models import CustomerStatus
+from customers.models import ActorType, CustomerEventType, CustomerStatus
 from customers.shape import (
     MAX_METADATA_KEY_LENGTH,
     MAX_METADATA_KEYS,
@@ -876,5 +876,120 @@ BY_EXTERNAL_ID_RESPONSES = {
     200: OpenApiResponse(CustomerSchemaSerializer, description="The customer."),
     400: bad_request("external_id", f"must be at most {MAX_VALUE_LENGTH} characters"),
     404: not_found("no customer with external_id 'acme-1' in this environment"),
+    **COMMON_ERRORS,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Events.
+
+
+@extend_schema_serializer(component_name="EventActor")
+class EventActorSchemaSerializer(serializers.Serializer):
+    """Who made the change: an API key (its printed prefix), a user (the username) or a
+    command (its name)."""
+
+    type = serializers.ChoiceField(choices=ActorType.choices)
+    id = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="EventData")
+class EventDataSchemaSerializer(serializers.Serializer):
+    object = CustomerSchemaSerializer(help_text="The customer as the API returns it, after.")
+    previous_attributes = serializers.DictField(
+        help_text="The old value of every field that changed; `{}` for `customer.created`."
+    )
+
+
+@extend_schema_serializer(component_name="Event")
+class EventSchemaSerializer(serializers.Serializer):
+    """One change to a customer, recorded in the change's own transaction."""
+
+    id = serializers.CharField(help_text="`evt_` and a ULID.")
+    type = serializers.ChoiceField(choices=CustomerEventType.choices)
+    created_at = serializers.CharField(help_text="RFC 3339 in UTC, with `Z`.")
+    tenant_id = serializers.CharField()
+    environment_id = serializers.CharField()
+    actor = EventActorSchemaSerializer()
+    request_id = serializers.CharField(
+        allow_null=True, help_text="The request's `X-Request-ID`; `null` outside a request."
+    )
+    data = EventDataSchemaSerializer()
+
+
+class EventPaginationSchemaSerializer(serializers.Serializer):
+    """No `offset` and no `total`: the log is large; pages follow by cursor."""
+
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT)
+    has_more = serializers.BooleanField()
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+@extend_schema_serializer(component_name="EventList")
+class EventListSchemaSerializer(serializers.Serializer):
+    items = EventSchemaSerializer(many=True)
+    pagination = EventPaginationSchemaSerializer()
+
+
+EVENT_LIST_PARAMETERS = [
+    query_parameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        f"How many events to return, 1 to {MAX_LIMIT}.",
+    ),
+    query_parameter(
+        "cursor",
+        {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+        "The `next_cursor` of a previous page, with the same filters and `order`.",
+    ),
+    query_parameter(
+        "order",
+        {"type": "string", "enum": ORDER_VALUES, "default": DEFAULT_ORDER},
+        "`desc`: newest first; `asc`: oldest first.",
+    ),
+    query_parameter(
+        "type",
+        {"type": "array", "items": {"type": "string", "enum": list(CustomerEventType.values)}},
+        "Only events of these types, comma-separated or repeated.",
+        style="form",
+        explode=False,
+    ),
+    query_parameter("customer_id", single_value_schema(), "Only one customer's events."),
+    *[
+        query_parameter(
+            name,
+            single_value_schema(),
+            f"`created_at` {BOUND_WORDS[lookup]} this instant, as for customers.",
+        )
+        for name, (field, lookup) in BOUND_PARAMS.items()
+        if field == "created_at"
+    ],
+    WWW_AUTHENTICATE_HEADER,
+]
+EVENT_LIST_RESPONSES = {
+    200: OpenApiResponse(EventListSchemaSerializer, description="A page of events."),
+    400: bad_request(
+        "type",
+        "has an unknown type 'customer.deleted': the types are "
+        + ", ".join(CustomerEventType.values),
+    ),
+    **COMMON_ERRORS,
+}
+EVENT_RETRIEVE_PARAMETERS = [
+    OpenApiParameter(
+        "event_id",
+        {"type": "string"},
+        OpenApiParameter.PATH,
+        description="The event's `id` (`evt_...`).",
+    ),
+    WWW_AUTHENTICATE_HEADER,
+]
+EVENT_RETRIEVE_RESPONSES = {
+    200: OpenApiResponse(EventSchemaSerializer, description="The event."),
+    404: error_response(
+        404,
+        "No such event in the key's scope.",
+        error_example(404, "no event 'evt_x' in this environment"),
+    ),
     **COMMON_ERRORS,
 }

@@ -16,6 +16,9 @@ customer_by_external_id = views.CustomerViewSet.as_view(
     {"get": "retrieve_by_external_id"}, suffix="Instance"
 )
 
+event_collection = views.EventViewSet.as_view({"get": "list"}, suffix="List")
+event_detail = views.EventViewSet.as_view({"get": "retrieve"}, suffix="Instance")
+
 urlpatterns = [
     # Public: they describe the API and hold no data.
     path("openapi.json", docs.OpenApiDocumentView.as_view(), name="openapi"),
@@ -28,4 +31,6 @@ urlpatterns = [
         name="customer_by_external_id",
     ),
     path("customers/<str:customer_id>", customer_detail, name="customer_detail"),
+    path("events", event_collection, name="event_list"),
+    path("events/<str:event_id>", event_detail, name="event_detail"),
 ]

@@ -11,7 +11,11 @@ from rest_framework.response import Response
 from customers.api.errors import ApiValidationError, service_errors_as_api_errors
 from customers.api.export import CSVRenderer, JSONLinesRenderer, error_as_json, export_response
 from customers.api.idempotency import idempotent
-from customers.api.params import parse_customer_export_params, parse_customer_list_params
+from customers.api.params import (
+    parse_customer_export_params,
+    parse_customer_list_params,
+    parse_event_list_params,
+)
 from customers.api.presenters import CustomerListPresenter
 from customers.api.schema import (
     BY_EXTERNAL_ID_PARAMETERS,
@@ -20,6 +24,10 @@ from customers.api.schema import (
     CREATE_RESPONSES,
     DESTROY_PARAMETERS,
     DESTROY_RESPONSES,
+    EVENT_LIST_PARAMETERS,
+    EVENT_LIST_RESPONSES,
+    EVENT_RETRIEVE_PARAMETERS,
+    EVENT_RETRIEVE_RESPONSES,
     EXPORT_PARAMETERS,
     EXPORT_RESPONSES,
     LIST_PARAMETERS,
@@ -34,7 +42,7 @@ from customers.api.schema import (
 from customers.api.serializers import CustomerSerializer, customer_fields_from_body
 from customers.events import actor_for_request
 from customers.filters import CustomerFilterSet, check_single_value
-from customers.representation import customer_as_dict
+from customers.representation import customer_as_dict, event_as_dict
 from customers.selectors import (
     CustomerFilterError,
     customer_filterset,
@@ -42,6 +50,8 @@ from customers.selectors import (
     customer_get_by_external_id,
     customer_list,
     customer_page,
+    event_get,
+    event_page,
 )
 from customers.services import customer_archive, customer_create, customer_update
 
@@ -208,3 +218,49 @@ class CustomerViewSet(viewsets.GenericViewSet):
         with service_errors_as_api_errors():
             customer = customer_get_by_external_id(scope=request.scope, external_id=external_id)
         return Response(customer_as_dict(customer))
+
+
+class EventViewSet(viewsets.GenericViewSet):
+    """The scope's event log: every change to its customers, newest first."""
+
+    @extend_schema(
+        operation_id="events_list",
+        summary="List events",
+        parameters=EVENT_LIST_PARAMETERS,
+        responses=EVENT_LIST_RESPONSES,
+    )
+    def list(self, request: Request) -> Response:
+        """The scope's events, newest first (`order=asc`: oldest first), a page at a time by
+        cursor; filters `type`, `customer_id` and `created_at[...]`."""
+        params = parse_event_list_params(request.query_params)
+        try:
+            page = event_page(
+                scope=request.scope,
+                filters=params.filters,
+                limit=params.limit,
+                cursor=params.cursor,
+            )
+        except CustomerFilterError as invalid:
+            raise ApiValidationError(invalid.errors) from None
+        return Response(
+            {
+                "items": [event_as_dict(event) for event in page.events],
+                "pagination": {
+                    "limit": page.limit,
+                    "has_more": page.has_more,
+                    "next_cursor": page.next_cursor,
+                },
+            }
+        )
+
+    @extend_schema(
+        operation_id="events_retrieve",
+        summary="Get an event",
+        parameters=EVENT_RETRIEVE_PARAMETERS,
+        responses=EVENT_RETRIEVE_RESPONSES,
+    )
+    def retrieve(self, request: Request, event_id: str) -> Response:
+        """One event of the scope."""
+        with service_errors_as_api_errors():
+            event = event_get(scope=request.scope, event_id=event_id)
+        return Response(event_as_dict(event))

@@ -30,6 +30,8 @@ OPERATIONS = {
     ("/v1/customers/{customer_id}", "patch"): "customers_partial_update",
     ("/v1/customers/{customer_id}", "delete"): "customers_destroy",
     ("/v1/customers/external/{external_id}", "get"): "customers_retrieve_by_external_id",
+    ("/v1/events", "get"): "events_list",
+    ("/v1/events/{event_id}", "get"): "events_retrieve",
 }
 WRITES = [key for key in OPERATIONS if key[1] in ("post", "put", "patch", "delete")]
 TIMESTAMPS = ("created_at", "updated_at")
@@ -357,7 +359,7 @@ class TestDocument:
     def test_errors_use_the_envelope(self, spec, path, method):
         responses = operation(spec, path, method)["responses"]
         expected = {"401", "403", "500", "503"}
-        if (path, method) != ("/v1/customers/{customer_id}", "get"):
+        if path not in ("/v1/customers/{customer_id}", "/v1/events/{event_id}") or method != "get":
             expected.add("400")  # retrieve by id reads no parameter that can be invalid
         if "{" in path:
             expected.add("404")
@@ -600,7 +602,11 @@ def error_example_requests(api: APIClient, acme, *, elsewhere: APIClient) -> dic
             )(acme_url, "name=x", content_type="text/plain"),
         }
     for path, method in OPERATIONS:
-        url = path.replace("{customer_id}", acme.id).replace("{external_id}", "acme-1")
+        url = (
+            path.replace("{customer_id}", acme.id)
+            .replace("{external_id}", "acme-1")
+            .replace("{event_id}", "evt_x")
+        )
         requests[path, method, 401, "unauthenticated"] = lambda method=method, url=url: getattr(
             stranger, method
         )(url)
@@ -611,6 +617,10 @@ def error_example_requests(api: APIClient, acme, *, elsewhere: APIClient) -> dic
             requests[path, method, 404, "not_found"] = lambda method=method: write(
                 method, unknown_url, {} if method in ("put", "patch") else None
             )
+    requests["/v1/events", "get", 400, "validation_error"] = lambda: api.get(
+        "/v1/events", {"type": "customer.deleted"}
+    )
+    requests["/v1/events/{event_id}", "get", 404, "not_found"] = lambda: api.get("/v1/events/evt_x")
     return requests
 
 

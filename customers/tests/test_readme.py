@@ -89,6 +89,10 @@ def test_every_curl_example_works_against_the_demo_data():
         elif method == "PATCH":
             assert response.status_code == 200, data
             assert {key: data[key] for key in json.loads(body)} == json.loads(body)
+        elif path.startswith("/v1/events?"):
+            assert response.status_code == 200, (path, data)
+            assert data["items"], f"{path} returned no events from the demo data"
+            assert list(data["pagination"]) == ["limit", "has_more", "next_cursor"]
         elif path.startswith("/v1/customers?"):
             assert response.status_code == 200, (path, data)
             assert list(data) == ["items", "pagination"]
