@@ -76,17 +76,19 @@ def customer_event_record(
     customer: Customer,
     actor: Actor,
     previous: Mapping[str, Any] | None,
+    event_type: str | None = None,
 ) -> CustomerEvent:
     """Record the change that made ``customer`` what it is now.
 
-    ``previous`` maps each changed model attribute to its old value (None for a creation).
-    Call it inside the change's transaction.
+    ``previous`` maps each changed model attribute to its old value (None for a creation,
+    or for an erasure, whose event holds no personal value). Call it inside the change's
+    transaction.
     """
     previous_attributes = {
         API_FIELD_OF_ATTRIBUTE.get(attribute, attribute): api_value(attribute, value)
         for attribute, value in (previous or {}).items()
     }
-    event_type = event_type_for_change(
+    event_type = event_type or event_type_for_change(
         previous_status=None if previous is None else previous.get("status", customer.status),
         status=customer.status,
     )
@@ -175,3 +177,25 @@ def event_changes(event: CustomerEvent) -> list[FieldChange]:
 
 def event_actor(event: CustomerEvent) -> Actor:
     return Actor(event.actor_type, event.actor_id, event.request_id)
+
+
+def customer_events_scrub(*, customer: Customer, erased: Mapping[str, Any]) -> int:
+    """Replace ``erased``'s fields (API names -> erased values) in every stored event of the
+    customer: in the object after each change and in the previous values. Returns how many
+    events changed."""
+    changed = []
+    events = customer.scope.confine(CustomerEvent.objects.all()).filter(customer_id=customer.pk)
+    for event in events.only("id", "data").iterator(chunk_size=1000):
+        data = event.data or {}
+        scrubbed = {
+            "object": {**(data.get("object") or {}), **erased} if data.get("object") else {},
+            "previous_attributes": {
+                name: erased.get(name, value)
+                for name, value in (data.get("previous_attributes") or {}).items()
+            },
+        }
+        if scrubbed != data:
+            event.data = scrubbed
+            changed.append(event)
+    CustomerEvent.objects.bulk_update(changed, ["data"], batch_size=500)
+    return len(changed)

@@ -15,18 +15,21 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from customers.counts import customer_counts_add
-from customers.events import Actor, customer_event_record
+from customers.events import Actor, customer_event_record, customer_events_scrub
 from customers.ids import new_api_key_secret
 from customers.models import (
     ApiKey,
     Customer,
     CustomerEvent,
+    CustomerEventType,
     CustomerStatus,
     Environment,
+    IdempotencyRecord,
     Membership,
     Tenant,
     hash_api_key,
 )
+from customers.representation import customer_as_dict
 from customers.scope import Scope
 from customers.selectors import customer_get, customers_in_scope, live_external_id_taken
 from customers.shape import EDITABLE_FIELDS
@@ -293,6 +296,58 @@ def customer_restore(*, scope: Scope, customer_id: str, actor: Actor) -> Custome
         data={"status": CustomerStatus.PUBLISHED},
         actor=actor,
     )
+
+
+# Erasure (a data-protection request): the personal fields get these values; id and
+# external_id stay, so that the customer's own systems can still match the record.
+ERASED_NAME = "[erased]"
+ERASED_TEXT_FIELDS = (
+    "address_line1",
+    "address_line2",
+    "address_city",
+    "address_state",
+    "address_postal_code",
+)
+
+
+def erased_values(customer: Customer) -> dict[str, Any]:
+    """The personal fields' erased values (model attributes = API names here); metadata
+    keeps its keys, its values are emptied."""
+    return {
+        "name": ERASED_NAME,
+        "email": None,
+        **dict.fromkeys(ERASED_TEXT_FIELDS, ""),
+        "metadata": dict.fromkeys(customer.metadata or {}, ""),
+    }
+
+
+@transaction.atomic
+def customer_erase(*, scope: Scope, customer_id: str, actor: Actor) -> Customer:
+    """Erase the customer's personal data, here and in every stored copy (its events and
+    the idempotency records that replay it), and archive it; record `customer.erased`,
+    which holds no personal value. Erasing an erased customer changes nothing."""
+    customer = customer_get(scope=scope, customer_id=customer_id, for_update=True)
+    erased = erased_values(customer)
+    customer_events_scrub(customer=customer, erased=erased)
+    changed = [field for field, value in erased.items() if getattr(customer, field) != value]
+    if not changed and customer.status == CustomerStatus.ARCHIVED:
+        return customer
+    previous_status = customer.status
+    for field, value in erased.items():
+        setattr(customer, field, value)
+    customer.status = CustomerStatus.ARCHIVED
+    customer.updated_at = timezone.now()
+    customer.save(update_fields=[*erased, "status", "updated_at"])
+    if previous_status != customer.status:
+        customer_counts_add(scope=scope, deltas={previous_status: -1, customer.status: 1})
+    replayed = scope.confine(IdempotencyRecord.objects.all()).filter(
+        response_body__id=customer.pk
+    )
+    replayed.update(response_body=customer_as_dict(customer))
+    customer_event_record(
+        customer=customer, actor=actor, previous=None, event_type=CustomerEventType.ERASED
+    )
+    return customer
 
 
 def events_purge(*, older_than_days: int, batch_size: int = 10_000) -> int:

@@ -871,6 +871,29 @@ DESTROY_RESPONSES = {
     **COMMON_ERRORS,
 }
 
+ERASE_PARAMETERS = [
+    CUSTOMER_ID_PARAMETER,
+    IDEMPOTENCY_KEY_PARAMETER,
+    replayed_header(200, 400, 404, 409),
+    WWW_AUTHENTICATE_HEADER,
+]
+ERASE_RESPONSES = {
+    200: OpenApiResponse(
+        CustomerSchemaSerializer,
+        description=(
+            "Erased: name `[erased]`, email `null`, address lines, city, state and postal "
+            "code empty, metadata values empty (keys kept), status `archived`; `id` and "
+            "`external_id` kept. Its stored events hold the same erased values, and a "
+            "`customer.erased` event with no personal value is recorded. Erasing again "
+            "changes nothing."
+        ),
+    ),
+    400: bad_request(IDEMPOTENCY_HEADER, f"must be 1 to {MAX_KEY_LENGTH} characters"),
+    404: NOT_FOUND,
+    409: IDEMPOTENCY_CONFLICT,
+    **COMMON_ERRORS,
+}
+
 BY_EXTERNAL_ID_PARAMETERS = [EXTERNAL_ID_PARAMETER, WWW_AUTHENTICATE_HEADER]
 BY_EXTERNAL_ID_RESPONSES = {
     200: OpenApiResponse(CustomerSchemaSerializer, description="The customer."),

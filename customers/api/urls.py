@@ -16,6 +16,7 @@ customer_by_external_id = views.CustomerViewSet.as_view(
     {"get": "retrieve_by_external_id"}, suffix="Instance"
 )
 
+customer_erase = views.CustomerViewSet.as_view({"post": "erase"}, suffix="Erase")
 event_collection = views.EventViewSet.as_view({"get": "list"}, suffix="List")
 event_detail = views.EventViewSet.as_view({"get": "retrieve"}, suffix="Instance")
 
@@ -31,6 +32,7 @@ urlpatterns = [
         name="customer_by_external_id",
     ),
     path("customers/<str:customer_id>", customer_detail, name="customer_detail"),
+    path("customers/<str:customer_id>/erase", customer_erase, name="customer_erase"),
     path("events", event_collection, name="event_list"),
     path("events/<str:event_id>", event_detail, name="event_detail"),
 ]

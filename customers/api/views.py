@@ -24,6 +24,8 @@ from customers.api.schema import (
     CREATE_RESPONSES,
     DESTROY_PARAMETERS,
     DESTROY_RESPONSES,
+    ERASE_PARAMETERS,
+    ERASE_RESPONSES,
     EVENT_LIST_PARAMETERS,
     EVENT_LIST_RESPONSES,
     EVENT_RETRIEVE_PARAMETERS,
@@ -53,7 +55,12 @@ from customers.selectors import (
     event_get,
     event_page,
 )
-from customers.services import customer_archive, customer_create, customer_update
+from customers.services import (
+    customer_archive,
+    customer_create,
+    customer_erase,
+    customer_update,
+)
 
 
 class CustomerViewSet(viewsets.GenericViewSet):
@@ -202,6 +209,22 @@ class CustomerViewSet(viewsets.GenericViewSet):
                 scope=request.scope, customer_id=customer_id, actor=actor_for_request(request)
             )
         return Response(status=204)
+
+    @extend_schema(
+        operation_id="customers_erase",
+        summary="Erase a customer's personal data (a data-protection request)",
+        parameters=ERASE_PARAMETERS,
+        request=None,
+        responses=ERASE_RESPONSES,
+    )
+    @idempotent
+    def erase(self, request: Request, customer_id: str) -> Response:
+        """Replace the personal fields everywhere they are stored, archive the customer."""
+        with service_errors_as_api_errors():
+            customer = customer_erase(
+                scope=request.scope, customer_id=customer_id, actor=actor_for_request(request)
+            )
+        return Response(customer_as_dict(customer))
 
     @extend_schema(
         operation_id="customers_retrieve_by_external_id",

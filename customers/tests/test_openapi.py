@@ -30,6 +30,7 @@ OPERATIONS = {
     ("/v1/customers/{customer_id}", "patch"): "customers_partial_update",
     ("/v1/customers/{customer_id}", "delete"): "customers_destroy",
     ("/v1/customers/external/{external_id}", "get"): "customers_retrieve_by_external_id",
+    ("/v1/customers/{customer_id}/erase", "post"): "customers_erase",
     ("/v1/events", "get"): "events_list",
     ("/v1/events/{event_id}", "get"): "events_retrieve",
 }
@@ -365,8 +366,8 @@ class TestDocument:
             expected.add("404")
         if method in ("post", "put", "patch", "delete"):
             expected.add("409")
-        if method in ("post", "put", "patch"):
-            expected.add("415")
+        if method in ("post", "put", "patch") and not path.endswith("/erase"):
+            expected.add("415")  # erase takes no body
         errors = {status for status in responses if status.startswith(("4", "5"))}
         assert errors == expected
         for status in errors:
@@ -617,6 +618,16 @@ def error_example_requests(api: APIClient, acme, *, elsewhere: APIClient) -> dic
             requests[path, method, 404, "not_found"] = lambda method=method: write(
                 method, unknown_url, {} if method in ("put", "patch") else None
             )
+    erase = "/v1/customers/{customer_id}/erase"
+    erasable_url = f"/v1/customers/{make_customer(acme.environment).id}/erase"
+    requests[erase, "post", 400, "validation_error"] = lambda: api.post(
+        f"{acme_url}/erase", HTTP_IDEMPOTENCY_KEY="k" * 256
+    )
+    requests[erase, "post", 404, "not_found"] = lambda: api.post(f"{unknown_url}/erase")
+    requests[erase, "post", 409, "idempotency_key_reused"] = lambda: (
+        api.post(erasable_url, HTTP_IDEMPOTENCY_KEY="key-erase"),
+        api.post(f"{acme_url}/erase", HTTP_IDEMPOTENCY_KEY="key-erase"),
+    )[1]
     requests["/v1/events", "get", 400, "validation_error"] = lambda: api.get(
         "/v1/events", {"type": "customer.deleted"}
     )
