@@ -6,10 +6,13 @@ integrator can match a change to the call that made it.
 
 import re
 import uuid
+from contextvars import ContextVar
 
 from django.http import HttpRequest, HttpResponse
 
 HEADER = "X-Request-ID"
+# The id of the request this thread is answering (error bodies carry it), None outside one.
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
@@ -24,7 +27,11 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.request_id = request_id_of(request)
-        response = self.get_response(request)
+        token = current_request_id.set(request.request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_id.reset(token)
         response[HEADER] = request.request_id
         return response
 

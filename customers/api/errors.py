@@ -19,6 +19,8 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from customers.request_id import current_request_id
+
 logger = logging.getLogger("customers.api")
 
 ERROR_CODES = {
@@ -35,8 +37,13 @@ ERROR_CODES = {
 
 
 def error_body(status: int, message: str, details: dict | None = None) -> dict:
+    """The envelope; inside a request it also carries the request's X-Request-ID."""
     code = ERROR_CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
-    return {"success": False, "error": {"code": code, "message": message, "details": details or {}}}
+    error = {"code": code, "message": message, "details": details or {}}
+    request_id = current_request_id.get()
+    if request_id is not None:
+        error["request_id"] = request_id
+    return {"success": False, "error": error}
 
 
 def error_json_response(status: int, message: str, details: dict | None = None) -> JsonResponse:

@@ -473,7 +473,7 @@ class FalseField(serializers.BooleanField):
 
 @extend_schema_serializer(component_name="Error")
 class ErrorSchemaSerializer(serializers.Serializer):
-    """What went wrong. More keys may be added later (a `request_id`, say)."""
+    """What went wrong; more keys may be added later."""
 
     code = serializers.ChoiceField(
         choices=ERROR_CODE_CHOICES,
@@ -483,6 +483,10 @@ class ErrorSchemaSerializer(serializers.Serializer):
     details = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Parameter or field name -> its messages; `{}` when there is nothing to add.",
+    )
+    request_id = serializers.CharField(
+        required=False,
+        help_text="The request's `X-Request-ID` (the one sent, if sane, else a new one).",
     )
 
 

@@ -210,3 +210,11 @@ def test_a_refused_import_records_no_event(scope_a, tmp_path):
     with pytest.raises(CustomerImportError):
         import_customers_csv(path=path, tenant_id="tenant_a", environment_id="env_a")
     assert not CustomerEvent.objects.exists()
+
+
+def test_every_api_error_carries_the_request_id(api):
+    response = api.get("/v1/customers?limit=0", HTTP_X_REQUEST_ID="trace-42")
+    assert response.json()["error"]["request_id"] == "trace-42"
+    unrouted = api.get("/v1/nowhere", HTTP_X_REQUEST_ID="trace-43")
+    assert unrouted.status_code == 404
+    assert unrouted.json()["error"]["request_id"] == "trace-43"
