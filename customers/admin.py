@@ -5,56 +5,38 @@ over the operator's ``TenantScope``); every change goes through ``customers.serv
 Archive is the delete: there is no hard delete.
 """
 
-import functools
-
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.views.main import (
-    ALL_VAR,
-    ERROR_FLAG,
-    IS_FACETS_VAR,
-    IS_POPUP_VAR,
-    ORDER_VAR,
-    PAGE_VAR,
-    TO_FIELD_VAR,
-    ChangeList,
-)
+from django.contrib.admin.views.main import PAGE_VAR
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect, QueryDict
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from customers.access import (
-    ENVIRONMENT_PARAM,
     current_environment,
-    environment_param_choice,
-    environments_of_request,
     lists_all_environments,
-    switch_environment,
     tenant_scope_for_user,
-    url_without_params,
+)
+from customers.admin_changelist import (
+    COLUMN_SORTS,
+    CustomerChangeList,
+    CustomerFilters,
+    CustomerRows,
+    customer_listing,
+    filter_form_redirect,
 )
 from customers.events import actor_for_request, event_actor, event_changes
 from customers.exports import customers_csv_response
-from customers.filters import SORT_COLUMNS, CustomerFilterSet
+from customers.filters import MIN_SEARCH_WORD_LENGTH, CustomerFilterSet
 from customers.forms import CustomerAdminForm
 from customers.models import ApiKey, Customer, CustomerStatus, Environment, Membership, Tenant
-from customers.selectors import (
-    DEFERRED_JOIN_OFFSET,
-    CustomerFilterError,
-    count_matching_for_display,
-    customer_events,
-    customer_filterset,
-    customer_list,
-    customers_in_scope,
-    page_by_ids_first,
-)
+from customers.selectors import customer_events, customers_in_scope
 from customers.services import (
     CustomerConflictError,
     ServiceError,
@@ -65,76 +47,12 @@ from customers.services import (
 )
 from customers.validation import CustomerValidationError
 
-# The admin's own parameters; every other one is a filter of CustomerFilterSet.
-ADMIN_PARAMS = {ALL_VAR, ORDER_VAR, PAGE_VAR, ERROR_FLAG, IS_POPUP_VAR, TO_FIELD_VAR, IS_FACETS_VAR}
-# `count=all`: a search counts every match instead of stopping at SEARCH_COUNT_LIMIT.
-COUNT_VAR = "count"
-ADMIN_PARAMS |= {"_changelist_filters", COUNT_VAR}
 CHILDREN_PER_PAGE = 20
 # The archive confirmation names at most this many of the customers it will archive.
 ARCHIVE_LISTED = 100
 HISTORY_PER_PAGE = 50
-# Shown only when the list spans several environments.
-SCOPE_COLUMNS = ("tenant_id", "environment_id")
-# The list's sortable columns -> the sort (CustomerFilterSet's `sort`) each one asks for.
-COLUMN_SORTS = {
-    "name": "name",
-    "external_id": "external_id",
-    "email_address": "email",
-    "status": "status",
-    "created": "created_at",
-    "updated": "updated_at",
-}
-# The change list reads only the parent's name.
-PARENT_UNUSED_FIELDS = [
-    f"parent__{field.name}"
-    for field in Customer._meta.concrete_fields
-    if field.name not in ("id", "name")
-]
-
-
-def changelist_filters(request: HttpRequest, columns: list[str]) -> dict[str, list[str]]:
-    """The changelist's query string minus the admin's own parameters, with `o` as sort/order.
-
-    ``columns`` are the change list's columns as Django numbers them in `o` (the action
-    checkbox first when there are actions).
-    """
-    filters = {name: request.GET.getlist(name) for name in request.GET if name not in ADMIN_PARAMS}
-    # The list shows the current environment (the switcher's), like the browsable API;
-    # `environment=all`, every environment of one's tenants. A specific id is made the
-    # current environment before this (see environment_in_url_redirect); should one reach
-    # here (a POST), it stays a filter within the operator's tenants.
-    filters.pop(ENVIRONMENT_PARAM, None)
-    choice = environment_param_choice(request)
-    if choice and not lists_all_environments(request):
-        filters[ENVIRONMENT_PARAM] = [choice]
-    elif not choice:
-        environment = current_environment(request)
-        if environment is not None:
-            filters[ENVIRONMENT_PARAM] = [environment.pk]
-    column_number = request.GET.get(ORDER_VAR, "").split(".")[0]
-    if column_number.lstrip("-").isdigit() and "sort" not in filters:
-        index = int(column_number.lstrip("-"))
-        sort = COLUMN_SORTS.get(columns[index]) if 0 <= index < len(columns) else None
-        if sort in SORT_COLUMNS:
-            filters["sort"] = [sort]
-            filters["order"] = ["desc" if column_number.startswith("-") else "asc"]
-    return filters
-
-
-def environment_in_url_redirect(request: HttpRequest, *, refused_url: str | None = None):
-    """For a GET naming a specific environment (`environment=<id>`: the filter form, an old
-    link), make it the current environment and redirect to the same URL without it, as the
-    switcher does; one not the user's is refused with the switcher's message. None otherwise.
-    """
-    choice = environment_param_choice(request)
-    if request.method not in ("GET", "HEAD") or not choice or lists_all_environments(request):
-        return None
-    url = url_without_params(request.get_full_path(), (ENVIRONMENT_PARAM, PAGE_VAR))
-    if switch_environment(request, choice) is None:
-        messages.error(request, "That environment is not one of yours.")
-        url = refused_url or url
-    return HttpResponseRedirect(url)
+# Shown only when the list spans several environments (one column: tenant / environment).
+SCOPE_COLUMNS = ("tenant_environment",)
 
 
 def compact_timestamp(value) -> str:
@@ -162,105 +80,18 @@ def breakable_email(email: str | None):
     )
 
 
+def breakable_id(value: str):
+    """An id allowed to wrap after each of its underscores (`env_<wbr>demo_<wbr>production`)."""
+    parts = value.split("_")
+    return format_html_join(mark_safe("_<wbr>"), "{}", ((part,) for part in parts))
+
+
 def customers_word(count: int) -> str:
     return "customer" if count == 1 else "customers"
 
 
 class SaveRefusedError(Exception):
     """The services refused a save that the form had validated (a concurrent change)."""
-
-
-class CustomerPaginator(Paginator):
-    """Takes its total from the count_matching selector, like the API (no COUNT of a scope)."""
-
-    def __init__(self, object_list, per_page, *, count_customers=None, **kwargs):
-        super().__init__(object_list, per_page, **kwargs)
-        # Returns (count, capped): see selectors.count_matching_for_display.
-        self.count_customers = count_customers
-        self.count_is_capped = False
-        # The first page, read along with the count (see count); None until then.
-        self.head: list | None = None
-
-    @cached_property
-    def count(self) -> int:
-        """The first page plus one row first: a list that ends on it needs no count at all
-        (a search for a rare word skips a second trigram scan), and page 1 reuses the rows."""
-        if self.count_customers is None:
-            return super().count
-        head = list(self.object_list[: self.per_page + 1])
-        self.head = head[: self.per_page]
-        if len(head) <= self.per_page:
-            return len(head)
-        count, self.count_is_capped = self.count_customers()
-        return count
-
-    def page(self, number):
-        """Like Paginator.page, but a deep page reads its ids first, as the API does."""
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        top = bottom + self.per_page
-        if top + self.orphans >= self.count:
-            top = self.count
-        if number == 1 and self.head is not None and not self.orphans:
-            return self._get_page(self.head, number, self)
-        if bottom < DEFERRED_JOIN_OFFSET:
-            return self._get_page(self.object_list[bottom:top], number, self)
-        items = page_by_ids_first(
-            self.object_list, offset=bottom, limit=top - bottom, total=self.count
-        )
-        return self._get_page(items, number, self)
-
-
-class CustomerChangeList(ChangeList):
-    """Django's change list, with filtering, search and ordering done by CustomerFilterSet."""
-
-    def get_results(self, request):
-        super().get_results(request)
-        # A search with more matches than it counts shows "1000+" (see the templates), and
-        # a link to count them all.
-        self.result_count_is_capped = self.paginator.count_is_capped
-        self.count_all_url = self.get_query_string({COUNT_VAR: "all"})
-        if not self.multi_page and self.paginator.head is not None:
-            # A one-page list: show the rows the paginator already read, not a fresh query.
-            self.result_list = self.paginator.head
-
-    def get_queryset(self, request, exclude_parameters=None):
-        filters = changelist_filters(request, list(self.list_display))
-        unknown = sorted(set(filters) - CustomerFilterSet.parameter_names())
-        self.filter_specs, self.has_filters = [], True
-        self.filterset = customer_filterset(
-            scope=tenant_scope_for_user(request.user), filters=filters_for_form(filters)
-        )
-        self.filter_errors = dict(self.filterset.errors) if not self.filterset.is_valid() else {}
-        for name in unknown:
-            self.filter_errors[name] = ["is not a filter of this list"]
-        # The current environment is no filter of its own (the header names it); listing
-        # them all is, and "Clear all filters" goes back to the current one.
-        self.all_environments = lists_all_environments(request)
-        self.has_active_filters = self.all_environments or any(
-            any(values)
-            for name, values in filters.items()
-            if name not in ("sort", "order", ENVIRONMENT_PARAM)
-        )
-        self.clear_all_filters_qs = "?"
-        if self.filter_errors:
-            request.count_customers = lambda: (0, False)
-            return self.root_queryset.none()
-        # The parent column shows the parent's name: one join, not a query per row.
-        request.count_customers = functools.partial(
-            count_matching_for_display,
-            self.filterset,
-            scope=tenant_scope_for_user(request.user),
-            exact=request.GET.get(COUNT_VAR) == "all",
-        )
-        return self.filterset.qs.select_related("parent").defer(*PARENT_UNUSED_FIELDS)
-
-
-def filters_for_form(filters: dict[str, list[str]]) -> QueryDict:
-    data = QueryDict(mutable=True)
-    for name, values in filters.items():
-        data.setlist(name, values)
-    return data
 
 
 class ScopedAutocompleteSelect(AutocompleteSelect):
@@ -290,10 +121,18 @@ class CustomerAdmin(admin.ModelAdmin):
         *SCOPE_COLUMNS,
     )
     list_display_links = ("name",)
-    sortable_by = ("name", "external_id", "email_address", "status", "created", "updated")
+    sortable_by = tuple(COLUMN_SORTS)
+    # The list's order is the FilterSet's (CustomerChangeList.get_ordering); this one only
+    # tells the column headers which column is sorted when none is chosen.
     ordering = ("-created_at",)
+    # The list's one filter: every parameter, through CustomerFilterSet.
+    list_filter = (CustomerFilters,)
+    show_facets = admin.ShowFacets.NEVER
     search_fields = ("name",)  # the search itself is CustomerFilterSet's `q`
-    search_help_text = "Name, email or external id contain these words (case-insensitive)."
+    search_help_text = (
+        "Name, email or external id contain every word (each at least"
+        f" {MIN_SEARCH_WORD_LENGTH} characters; any case)."
+    )
     show_full_result_count = False
     list_per_page = 50
     autocomplete_fields = ("parent",)
@@ -359,17 +198,28 @@ class CustomerAdmin(admin.ModelAdmin):
             columns.insert(0, "action_checkbox")
         return columns
 
+    def lookup_allowed(self, lookup, value, request=None):
+        """Every parameter of the list is CustomerFilters': the FilterSet reads it, or the list
+        names it as no filter of this list. None becomes a field lookup."""
+        return True
+
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
-        return CustomerPaginator(
-            queryset,
-            per_page,
-            orphans=orphans,
-            allow_empty_first_page=allow_empty_first_page,
-            count_customers=getattr(request, "count_customers", None),
+        """Django's Paginator over CustomerRows: the first page read along with the count, the
+        total counted as the API counts it (and a search's up to a limit)."""
+        rows = CustomerRows(
+            queryset, per_page=per_page, count_matching=customer_listing(request, self).count
+        )
+        return Paginator(
+            rows, per_page, orphans=orphans, allow_empty_first_page=allow_empty_first_page
         )
 
     def get_search_results(self, request, queryset, search_term):
-        """Search through the FilterSet (also for the parent autocomplete)."""
+        """The parent autocomplete's search, through the FilterSet. The change list's search
+        is the FilterSet's `q` too, which CustomerFilters applied with the other filters."""
+        match = request.resolver_match
+        changelist = f"{self.opts.app_label}_{self.opts.model_name}_changelist"
+        if match is not None and match.url_name == changelist:
+            return queryset, False
         filters = {"q": search_term} if search_term else {}
         environment_id = request.GET.get("environment")
         if environment_id:
@@ -407,6 +257,18 @@ class CustomerAdmin(admin.ModelAdmin):
     def updated(self, customer):
         return compact_timestamp(customer.updated_at)
 
+    # The header may break as "Envi-ronment": the column stays as narrow as its ids.
+    @admin.display(description="Envi\u00adronment")
+    def tenant_environment(self, customer):
+        """`tenant / environment`, compactly: the tenant on its own line and small (an
+        environment id is unique across tenants, so it is there to be read, not to tell them
+        apart), both allowed to wrap after their underscores."""
+        return format_html(
+            '<span class="tenant-id">{} /</span> {}',
+            breakable_id(customer.tenant_id),
+            breakable_id(customer.environment_id),
+        )
+
     @admin.display(description="Parent")
     def parent_link(self, customer):
         if not customer.parent_id:
@@ -417,20 +279,15 @@ class CustomerAdmin(admin.ModelAdmin):
         )
 
     def changelist_view(self, request, extra_context=None):
-        redirect = environment_in_url_redirect(request)
+        redirect = filter_form_redirect(request)
         if redirect is not None:
             return redirect
-        all_environments = lists_all_environments(request)
-        current = current_environment(request)
         extra_context = {
             **(extra_context or {}),
             "export_query": request.GET.urlencode(),
-            "filter_environments": environments_of_request(request),
-            "filter_environment": "all" if all_environments else (current.pk if current else ""),
-            "status_choices": CustomerStatus.choices,
             # The header switcher offers (and, here, may show) "all of my environments".
             "switcher_offers_all": True,
-            "switcher_shows_all": all_environments,
+            "switcher_shows_all": lists_all_environments(request),
         }
         return super().changelist_view(request, extra_context)
 
@@ -657,22 +514,18 @@ class CustomerAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:index"))
         # The list's rule: a specific environment becomes the current one (a refusal is
         # shown on the list, not after a download of something else).
-        redirect = environment_in_url_redirect(
+        redirect = filter_form_redirect(
             request, refused_url=reverse("admin:customers_customer_changelist")
         )
         if redirect is not None:
             return redirect
-        try:
-            queryset = customer_list(
-                scope=tenant_scope_for_user(request.user),
-                filters=filters_for_form(
-                    changelist_filters(request, self.changelist_columns(request))
-                ),
-            )
-        except CustomerFilterError as error:
-            for name, problems in error.errors.items():
+        # The list's parameters and problems, exactly (an unknown parameter exports nothing).
+        listing = customer_listing(request, self)
+        if listing.errors:
+            for name, problems in listing.errors.items():
                 messages.error(request, f"{name}: {'; '.join(problems)}")
             return HttpResponseRedirect(reverse("admin:customers_customer_changelist"))
+        queryset = listing.filterset.qs
         return customers_csv_response(queryset, filename="customers.csv")
 
 

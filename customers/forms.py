@@ -12,7 +12,7 @@ from django.utils.text import capfirst
 from customers.models import Customer, CustomerStatus
 from customers.scope import Scope
 from customers.selectors import live_external_id_taken
-from customers.services import parent_problem
+from customers.services import EXTERNAL_ID_TAKEN, parent_problem
 from customers.validation import (
     MAX_METADATA_KEYS,
     CustomerValidationError,
@@ -155,9 +155,9 @@ class CustomerAdminForm(forms.ModelForm):
                 scope=self.scope, external_id=cleaned["external_id"], exclude_id=customer_id
             )
         ):
+            # The API's message, under the field's label.
             self.add_error(
-                "external_id",
-                "Another live customer of this environment already has this external id.",
+                "external_id", under_label(EXTERNAL_ID_TAKEN.format(external_id="this external id"))
             )
         return self.cleaned_data
 

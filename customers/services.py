@@ -182,10 +182,14 @@ def lock_hierarchy(*, scope: Scope) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"hierarchy:{scope}"])
 
 
+# A live customer of the environment has this external id: the API's 409 names the field and
+# the value; the admin form says it under the field ("this external id", see forms.py).
+EXTERNAL_ID_TAKEN = "a customer with {external_id} already exists in this environment"
+
+
 def conflict_for(external_id: str) -> CustomerConflictError:
     return CustomerConflictError(
-        f"a customer with external_id {abbreviated(external_id)!r} already exists"
-        " in this environment"
+        EXTERNAL_ID_TAKEN.format(external_id=f"external_id {abbreviated(external_id)!r}")
     )
 
 

@@ -6,14 +6,19 @@ import re
 from html import unescape
 
 import pytest
+from django import forms
+from django.contrib import admin
 from django.contrib.admin.templatetags.admin_list import items_for_result
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.http import QueryDict
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from customers.admin import CustomerAdmin
+from customers.admin_changelist import CustomerFilters
 from customers.admin_rows import row_renderer
+from customers.filters import CustomerFilterSet
 from customers.models import Customer
 from customers.services import staff_user_upsert
 from customers.tests.contract import CUSTOMER_KEYS
@@ -146,9 +151,9 @@ class TestChangeList:
         assert child.pk not in listed_ids(operator_client, "?has_parent=false")
         assert listed_ids(operator_client, f"?parent_customer_ids={parent.pk}") == [child.pk]
         assert listed_ids(
-            operator_client, "?created_at_after=2024-02-01&created_at_before=2024-02-10"
+            operator_client, "?created_at[gte]=2024-02-01&created_at[lt]=2024-02-11"
         ) == [child.pk]
-        assert listed_ids(operator_client, "?updated_at_before=2024-01-10") == [parent.pk]
+        assert listed_ids(operator_client, "?updated_at[lt]=2024-01-11") == [parent.pk]
         # Last: choosing an environment makes it the current one.
         assert listed_ids(operator_client, "?environment=env_a_sandbox") == [sandbox.pk]
         assert listed_ids(operator_client) == [sandbox.pk]
@@ -165,7 +170,9 @@ class TestChangeList:
         ("query", "named"),
         [
             ("?status=bogus", "status"),
-            ("?created_at_after=yesterday", "created_at_after"),
+            ("?created_at[gte]=yesterday", "created_at[gte]"),
+            ("?created_at_after=2024-01-01", "created_at_after"),  # the old name
+            ("?q=ab", "q"),
             ("?has_parent=maybe", "has_parent"),
             ("?colour=blue", "colour"),
             ("?email=" + "x" * 300, "email"),
@@ -181,15 +188,19 @@ class TestChangeList:
         assert ROW_ID.findall(html) == []
 
     def test_column_sorting_matches_the_api(self, operator_client, scope_a):
-        for name in ["banana", "Apple", "cherry"]:
+        # Case-insensitive (Date after cherry), ties (Apple, apple) by id as the API's.
+        for name in ["banana", "Apple", "cherry", "apple", "Date"]:
             make_customer(scope_a.environment, name=name)
-        name_column = CustomerAdminColumns.index("name") + 1  # after the action checkbox
-        ascending = listed_ids(operator_client, f"?o={name_column}")
-        descending = listed_ids(operator_client, f"?o=-{name_column}")
+        # As an operator does: the Name header's link, then the same header's link again.
+        ascending_link = header_link(operator_client, "", "name")
+        ascending = listed_ids(operator_client, ascending_link)
+        descending = listed_ids(
+            operator_client, header_link(operator_client, ascending_link, "name")
+        )
         api = scope_a.client()
-        assert ascending == [
-            item["id"] for item in api.get("/v1/customers?sort=name&order=asc").json()["items"]
-        ]
+        for ids, order in ((ascending, "asc"), (descending, "desc")):
+            items = api.get(f"/v1/customers?sort=name&order={order}").json()["items"]
+            assert ids == [item["id"] for item in items], order
         assert descending == list(reversed(ascending))
 
     def test_pagination_shows_the_exact_total(self, operator_client, scope_a):
@@ -215,23 +226,44 @@ class TestChangeList:
         assert few <= 10
 
 
-CustomerAdminColumns = [
-    "name",
-    "external_id",
-    "email_address",
-    "status",
-    "parent_link",
-    "created",
-    "updated",
-    "tenant_id",
-    "environment_id",
-]
+HEADER = re.compile(r'<th scope="col" class="(?P<classes>[^"]*)">(?P<content>.*?)</th>', re.S)
 
 
-def test_the_column_list_is_what_the_tests_assume():
-    from customers.admin import CustomerAdmin
+def list_headers(client, query: str = "") -> dict[str, str]:
+    """The list's column headers, left to right: column name (its `column-` class) -> markup."""
+    html = client.get(f"{CHANGELIST}{query}").content.decode()
+    table = html[html.index('<table id="result_list">') :]
+    thead = table[: table.index("</thead>")]
+    headers = {}
+    for match in HEADER.finditer(thead):
+        classes = match["classes"].split()
+        name = next((c.removeprefix("column-") for c in classes if c.startswith("column-")), None)
+        headers[name or classes[0]] = match["content"]
+    return headers
 
-    assert list(CustomerAdmin.list_display) == CustomerAdminColumns
+
+def header_link(client, query: str, column: str) -> str:
+    """The query of the sort link in ``column``'s header (as the page at ``query`` has it)."""
+    link = re.search(r'<a href="([^"]+)"', list_headers(client, query)[column])
+    assert link is not None, f"{column} is not sortable"
+    return unescape(link.group(1))
+
+
+def test_the_list_shows_these_columns_in_this_order(operator_client, scope_a):
+    make_customer(scope_a.environment)
+    columns = ["name", "external_id", "email_address", "status", "parent_link", "created"]
+    columns += ["updated"]
+    assert list(list_headers(operator_client)) == ["action-checkbox-column", *columns]
+    # Every environment: one more column, last (a column's number in `o` stays the same).
+    every = list(list_headers(operator_client, "?environment=all"))
+    assert every == ["action-checkbox-column", *columns, "tenant_environment"]
+    # The columns that sort are those the API sorts by (and the headers say so).
+    sortable = {
+        name
+        for name, content in list_headers(operator_client, "?environment=all").items()
+        if "<a href=" in content
+    }
+    assert sortable == {"name", "external_id", "email_address", "status", "created", "updated"}
 
 
 # --- one notion of environment: the list, its filter and the header switcher --------------
@@ -338,11 +370,13 @@ class TestEnvironments:
     def test_scope_columns_only_when_listing_every_environment(self, operator_client, scope_a):
         make_customer(scope_a.environment)
         html = operator_client.get(CHANGELIST).content.decode()
-        assert "column-environment_id" not in html
-        assert "column-tenant_id" not in html
+        assert "column-tenant_environment" not in html
         html = operator_client.get(f"{CHANGELIST}?environment=all").content.decode()
-        assert "column-environment_id" in html
-        assert "column-tenant_id" in html
+        assert "column-tenant_environment" in html
+        # One column: the tenant, then the environment (ids unique across tenants), both
+        # allowed to wrap after their underscores.
+        cell = '<td class="field-tenant_environment"><span class="tenant-id">tenant_<wbr>a /</span>'
+        assert f"{cell} env_<wbr>a</td>" in html
 
     def test_export_follows_the_lists_rule(self, operator_client, scope_a, scope_a_sandbox):
         in_a = make_customer(scope_a.environment)
@@ -405,6 +439,51 @@ def test_ui_and_api_give_the_same_customers_in_the_same_order(
     ]
     ui_ids = listed_ids(operator_client, f"?environment=env_a&{query}")
     assert api_ids
+    assert ui_ids == api_ids
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "q=alpha",
+        "q=ALPHA+user_1",
+        "q=%C3%A9cole",
+        "q=example.com&sort=name&order=asc",
+        "created_at[gte]=2024-01-03",
+        "created_at[lt]=2024-01-03T12:00:00Z",
+        "created_at[gt]=2024-01-02T00:00:00%2B00:00&created_at[lte]=2024-01-05",
+        "created_at[gte]=2024-01-03T02:00:00.5%2B02:00&sort=created_at&order=asc",
+        "updated_at[gte]=2024-02-04&updated_at[lt]=2024-02-09",
+        "metadata[tier]=gold",
+        "metadata[tier]=gold&metadata[region]=eu",
+        "metadata[tier]=Gold",
+        "q=alpha&metadata[tier]=gold&created_at[lt]=2024-01-10&sort=email&order=desc",
+    ],
+)
+def test_ui_and_api_give_the_same_customers_for_search_bounds_and_metadata(
+    operator_client, scope_a, scope_a_sandbox, scope_b, query
+):
+    names = ["Alpha Labs", "alpha works", "Bravo", "École Alpha", "charlie", "ALPHA"]
+    for number in range(12):
+        fields = {
+            "name": names[number % len(names)],
+            "external_id": f"user_{number}",
+            "email": f"ops{number}@example.com" if number % 4 else None,
+            "metadata": {"tier": ["gold", "silver", "Gold"][number % 3], "region": "eu"}
+            if number % 2
+            else {"tier": "gold"},
+            "created_at": at(f"2024-01-{1 + number % 6:02d}T{number:02d}:00:00"),
+            "updated_at": at(f"2024-02-{1 + number:02d}T00:00:00"),
+        }
+        make_customer(scope_a.environment, **fields)
+        make_customer(scope_a_sandbox.environment, **fields)
+        make_customer(scope_b.environment, **fields)
+    response = scope_a.client().get(f"/v1/customers?{query}")
+    assert response.status_code == 200, response.json()
+    api_ids = [item["id"] for item in response.json()["items"]]
+    ui_ids = listed_ids(operator_client, f"?environment=env_a&{query}")
+    assert api_ids  # the filter matches some, not all
+    assert len(api_ids) < 12
     assert ui_ids == api_ids
 
 
@@ -506,9 +585,17 @@ class TestDetail:
             change_url(customer), form_data(customer, external_id="taken")
         )
         assert response.status_code == 200
+        # The API's wording (its 409 names the field and the value), under the field's label.
         assert field_errors(response.content.decode(), "external_id") == [
-            "Another live customer of this environment already has this external id."
+            "A customer with this external id already exists in this environment"
         ]
+        api = scope_a.client().patch(
+            f"/v1/customers/{customer.pk}", {"external_id": "taken"}, format="json"
+        )
+        assert api.status_code == 409
+        assert api.json()["error"]["message"] == (
+            "a customer with external_id 'taken' already exists in this environment"
+        )
 
     def test_blank_metadata_rows_do_not_pile_up_on_refused_saves(self, operator_client, scope_a):
         customer = make_customer(scope_a.environment, metadata={"tier": "gold"})
@@ -818,7 +905,7 @@ def test_a_deep_page_reads_ids_first_and_shows_the_same_rows(operator_client, sc
     for number in range(60):
         make_customer(scope_a.environment, name=f"Customer {number:02d}")
     shallow = listed_ids(operator_client, "?p=2")
-    monkeypatch.setattr("customers.admin.DEFERRED_JOIN_OFFSET", 1)
+    monkeypatch.setattr("customers.selectors.DEFERRED_JOIN_OFFSET", 1)
     with CaptureQueriesContext(connection) as captured:
         deep = listed_ids(operator_client, "?p=2")
     assert deep == shallow
@@ -873,6 +960,83 @@ def test_a_search_counts_its_matches_up_to_a_limit(operator_client, scope_a, mon
     monkeypatch.setattr("customers.selectors.SEARCH_COUNT_LIMIT", 7)
     html = operator_client.get(f"{CHANGELIST}?q=common").content.decode()
     assert '<span id="result-count">7 customers</span>' in html
+
+
+def test_the_action_checkbox_is_the_markup_django_writes(scope_a):
+    """CustomerAdmin.action_checkbox writes ModelAdmin.action_checkbox's markup directly."""
+    customer_admin = CustomerAdmin(Customer, admin.site)
+    for name in ["Plain", 'Quote " & <b>bold</b>', "École  two spaces", "'single'"]:
+        customer = make_customer(scope_a.environment, name=name)
+        ours = customer_admin.action_checkbox(customer)
+        assert ours == admin.ModelAdmin.action_checkbox(customer_admin, customer), name
+
+
+def test_the_list_is_filtered_through_djangos_list_filter_hooks(operator_client, scope_a):
+    """Every parameter reaches CustomerFilters, Django's list_filter protocol: Django sets
+    the change list's filter state from it, and no parameter becomes a field lookup."""
+    for _ in range(51):
+        make_customer(scope_a.environment, status="draft")
+    with CaptureQueriesContext(connection) as captured:
+        response = operator_client.get(f"{CHANGELIST}?status=draft&o=2")
+    cl = response.context["cl"]
+    assert [type(spec) for spec in cl.filter_specs] == [CustomerFilters]
+    assert cl.has_filters
+    assert cl.filter_specs[0].used_parameters == {"status": ["draft"]}
+    assert cl.clear_all_filters_qs == "?o=2"  # Django's: the filters go, the sort stays
+    assert cl.result_count == 51
+    assert len(cl.result_list) == 50
+    # Counted by the per-status counts (no COUNT of the scope), the page read once.
+    customer_reads = [q["sql"] for q in captured if 'FROM "customers_customer"' in q["sql"]]
+    assert len(customer_reads) == 1, customer_reads
+    assert not any("COUNT(" in q["sql"] for q in captured)
+    # A lookup Django itself would refuse (a 400) is named like any other unknown parameter.
+    response = operator_client.get(f"{CHANGELIST}?parent__name__startswith=A")
+    assert response.status_code == 200
+    assert "<strong>parent__name__startswith</strong>: is not a filter of this list" in (
+        response.content.decode()
+    )
+
+
+def test_the_sidebar_is_the_filtersets_form_and_leaves_its_fields_alone(operator_client, scope_a):
+    html = operator_client.get(f"{CHANGELIST}?customer_ids=a,b&created_at[lte]=2024-01-01").content
+    html = html.decode()
+    # The FilterSet's fields in the admin's widgets, values as the request gave them; a
+    # filter in force that the sidebar does not lay out is shown too.
+    assert '<select name="status" id="filter-status">' in html
+    assert 'name="created_at[gte]" class="vDateField" size="10" id="filter-created-after"' in html
+    assert 'name="created_at[lte]" value="2024-01-01" class="vDateField"' in html
+    assert '<input type="text" name="customer_ids" value="a,b" id="filter-customer_ids">' in html
+    # The FilterSet's own form (the API's) is untouched: no admin widget, id or label on it.
+    form = CustomerFilterSet(data=QueryDict(""), queryset=Customer.objects.none()).form
+    for name, field in form.fields.items():
+        assert "id" not in field.widget.attrs, name
+        if name != "metadata":  # its widget reads the `metadata[KEY]` parameters, no more
+            assert "filter-" not in str(form[name]), name
+    assert type(form.fields["created_at[gte]"].widget) is forms.TextInput
+
+
+def test_the_filter_forms_metadata_rows_become_metadata_params(operator_client, scope_a):
+    query = (
+        "?metadata_key=plan&metadata_value=gold&metadata_key=&metadata_value="
+        "&metadata_key=region&metadata_value=eu&status=&email=&metadata%5Bold%5D=x&p=3"
+    )
+    response = operator_client.get(f"{CHANGELIST}{query}")
+    assert response.status_code == 302
+    # The rows replace the metadata parameters; empty values and the page are left out.
+    assert response["Location"] == f"{CHANGELIST}?metadata[plan]=gold&metadata[region]=eu"
+    # A value without a key is the FilterSet's error, not dropped.
+    response = operator_client.get(f"{CHANGELIST}?metadata_key=&metadata_value=gold", follow=True)
+    assert "<strong>metadata</strong>: metadata[] needs a key" in response.content.decode()
+
+
+def test_the_export_refuses_what_the_list_refuses(operator_client, scope_a):
+    make_customer(scope_a.environment)
+    for query in ("?colour=blue", "?created_at_after=2024-01-01", "?q=ab"):
+        response = operator_client.get(f"{CHANGELIST}export.csv{query}", follow=True)
+        assert response.redirect_chain == [(CHANGELIST, 302)], query
+        assert "is not a filter" in response.content.decode() or "at least 3" in (
+            response.content.decode()
+        )
 
 
 @pytest.mark.parametrize(
