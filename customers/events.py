@@ -25,6 +25,11 @@ from customers.models import (
 from customers.representation import API_FIELD_OF_ATTRIBUTE, api_value, customer_as_dict
 from customers.request_id import request_id_for
 from customers.scope import Scope
+from customers.webhooks import (
+    subscribed_endpoint_ids,
+    webhook_deliveries_create,
+    webhook_deliveries_create_bulk,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +97,7 @@ def customer_event_record(
         previous_status=None if previous is None else previous.get("status", customer.status),
         status=customer.status,
     )
-    return CustomerEvent.objects.create(
+    event = CustomerEvent.objects.create(
         tenant_id=customer.tenant_id,
         environment_id=customer.environment_id,
         customer_id=customer.pk,
@@ -103,6 +108,9 @@ def customer_event_record(
         request_id=actor.request_id,
         data={"object": customer_as_dict(customer), "previous_attributes": previous_attributes},
     )
+    # Its webhook deliveries, in the same transaction (sent later by deliver_webhooks).
+    webhook_deliveries_create(event=event)
+    return event
 
 
 # What bulk_insert writes for an event, in order.
@@ -124,11 +132,21 @@ def customer_created_events_record(
     *, customers: Iterable[dict[str, Any]], scope: Scope, actor: Actor
 ) -> int:
     """A ``customer.created`` event for each customer (API objects), inserted in bulk in the
-    caller's transaction (an import's: COPY on PostgreSQL, not an INSERT per row)."""
+    caller's transaction (an import's: COPY on PostgreSQL, not an INSERT per row), and their
+    webhook deliveries after them, in bulk too."""
     now = timezone.now()
+    endpoint_ids = subscribed_endpoint_ids(scope=scope, event_type=CustomerEventType.CREATED)
+    event_ids: list[str] = []  # only when endpoints subscribe (a batch of the import's)
+
+    def event_id() -> str:
+        new_id = new_event_id()
+        if endpoint_ids:
+            event_ids.append(new_id)
+        return new_id
+
     rows = (
         (
-            new_event_id(),
+            event_id(),
             scope.tenant_id,
             scope.environment_id,
             customer["id"],
@@ -141,7 +159,10 @@ def customer_created_events_record(
         )
         for customer in customers
     )
-    return bulk_insert(CustomerEvent, EVENT_ATTRIBUTES, rows)
+    inserted = bulk_insert(CustomerEvent, EVENT_ATTRIBUTES, rows)
+    if event_ids:
+        webhook_deliveries_create_bulk(event_ids=event_ids, endpoint_ids=endpoint_ids)
+    return inserted
 
 
 @dataclass(frozen=True, slots=True)

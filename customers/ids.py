@@ -1,5 +1,7 @@
-"""Identifiers: ULID-based customer and event ids and random API key material."""
+"""Identifiers: ULID-based customer, event and webhook endpoint ids; random key and secret
+material."""
 
+import base64
 import os
 import secrets
 import time
@@ -51,6 +53,21 @@ EVENT_ID_PREFIX = "evt_"
 
 def new_event_id() -> str:
     return EVENT_ID_PREFIX + new_ulid()
+
+
+WEBHOOK_ENDPOINT_ID_PREFIX = "we_"
+WEBHOOK_SECRET_PREFIX = "whsec_"
+WEBHOOK_SECRET_BYTES = 32
+
+
+def new_webhook_endpoint_id() -> str:
+    return WEBHOOK_ENDPOINT_ID_PREFIX + new_ulid()
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes."""
+    random_bytes = secrets.token_bytes(WEBHOOK_SECRET_BYTES)
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(random_bytes).decode()
 
 
 def new_api_key_secret() -> str:

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from customers.ids import new_customer_id, new_event_id
+from customers.ids import new_customer_id, new_event_id, new_webhook_endpoint_id
 from customers.scope import Scope
 from customers.shape import max_length_of
 
@@ -359,3 +359,119 @@ class CustomerEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.customer_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+# -- Webhooks ---------------------------------------------------------------------------------
+
+
+class WebhookEndpoint(models.Model):
+    """A URL of one scope that is sent the scope's events of the types it subscribes to.
+
+    The signing secrets are kept as they are used (``whsec_`` + base64), not hashed: every
+    delivery computes an HMAC keyed with the secret itself, so the server needs it in clear
+    (a hash could only check a secret presented to it, and a receiver never presents one).
+    After a rotation the previous secret keeps signing until ``previous_secret_expires_at``.
+    """
+
+    id = CodePointCharField(primary_key=True, max_length=40, default=new_webhook_endpoint_id)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, db_index=False)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, db_index=False)
+    url = models.CharField(max_length=2048)
+    enabled_events = models.JSONField(default=list)  # event types, or ["*"]
+    description = models.CharField(max_length=500, blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    secret = models.CharField(max_length=100)
+    previous_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The scope's endpoints, oldest first (the list, the per-event lookup).
+            models.Index(
+                fields=["tenant", "environment", "created_at", "id"], name="webhook_scope_created"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.id})"
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(tenant_id=self.tenant_id, environment_id=self.environment_id)
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # every attempt of the retry schedule failed
+    CANCELED = "canceled"  # the endpoint was disabled before it was sent
+
+
+class WebhookDelivery(models.Model):
+    """One event to one endpoint: created in the event's transaction, sent by deliver_webhooks.
+
+    ``next_attempt_at`` is when it is due; a worker that claims it moves it ``LEASE`` ahead
+    (``claimed_until``), so that a worker killed mid-delivery only delays it. The body is not
+    stored: it is the event's JSON at the time of sending (an erasure reaches it too).
+    """
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, db_index=False, related_name="deliveries"
+    )
+    event = models.ForeignKey(
+        CustomerEvent, on_delete=models.CASCADE, db_index=False, related_name="deliveries"
+    )
+    status = CodePointCharField(
+        max_length=16, choices=WebhookDeliveryStatus.choices, default=WebhookDeliveryStatus.PENDING
+    )
+    # Database defaults too: the import's COPY leaves these columns out.
+    attempt_count = models.PositiveSmallIntegerField(default=0, db_default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True, default="", db_default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["event", "endpoint"], name="webhook_delivery_unique")
+        ]
+        indexes = [
+            # The workers' claim: due pending deliveries, oldest due first.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                name="webhook_delivery_due",
+                condition=Q(status="pending"),
+            ),
+            # An endpoint's recent deliveries (and the foreign key's check on delete).
+            models.Index(fields=["endpoint", "created_at", "id"], name="webhook_delivery_endpoint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} -> {self.endpoint_id} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One try of a delivery: when, the HTTP status (None when no answer), how long, and the
+    first KB of the answer or the error."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, db_index=False, related_name="attempts"
+    )
+    attempted_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    succeeded = models.BooleanField(default=False)
+    response_excerpt = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["delivery", "attempted_at", "id"], name="webhook_attempt_delivery")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} at {self.attempted_at:%Y-%m-%d %H:%M:%S}: {self.status_code}"

@@ -185,6 +185,14 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Webhooks (customers/webhooks.py): endpoint URLs must be https:// and resolve to public
+# addresses, checked on save and again at delivery, unless this is true (development and
+# tests, whose receivers listen on 127.0.0.1).
+WEBHOOKS_ALLOW_PRIVATE_URLS = env_bool("WEBHOOKS_ALLOW_PRIVATE_URLS", False)
+# How long a worker's claim on a delivery lasts: longer than an attempt (15 s), short enough
+# that what a killed worker held is sent by another within 2 minutes.
+WEBHOOKS_LEASE_SECONDS = float(env_str("WEBHOOKS_LEASE_SECONDS", "90"))
+
 # A fixed, documented API key for the demo tenant (README curl examples). Only the dev
 # settings allow `seed_demo` to create it; production never does.
 CRM_ALLOW_DEMO_KEY = False

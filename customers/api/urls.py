@@ -1,6 +1,6 @@
 from django.urls import path
 
-from customers.api import docs, views
+from customers.api import docs, views, webhooks
 
 app_name = "api"
 
@@ -19,6 +19,15 @@ customer_by_external_id = views.CustomerViewSet.as_view(
 customer_erase = views.CustomerViewSet.as_view({"post": "erase"}, suffix="Erase")
 event_collection = views.EventViewSet.as_view({"get": "list"}, suffix="List")
 event_detail = views.EventViewSet.as_view({"get": "retrieve"}, suffix="Instance")
+webhook_endpoint_collection = webhooks.WebhookEndpointViewSet.as_view(
+    {"get": "list", "post": "create"}, suffix="List"
+)
+webhook_endpoint_detail = webhooks.WebhookEndpointViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}, suffix="Instance"
+)
+webhook_endpoint_rotate_secret = webhooks.WebhookEndpointViewSet.as_view(
+    {"post": "rotate_secret"}, suffix="Rotate secret"
+)
 
 urlpatterns = [
     # Public: they describe the API and hold no data.
@@ -35,4 +44,15 @@ urlpatterns = [
     path("customers/<str:customer_id>/erase", customer_erase, name="customer_erase"),
     path("events", event_collection, name="event_list"),
     path("events/<str:event_id>", event_detail, name="event_detail"),
+    path("webhook_endpoints", webhook_endpoint_collection, name="webhook_endpoint_list"),
+    path(
+        "webhook_endpoints/<str:endpoint_id>",
+        webhook_endpoint_detail,
+        name="webhook_endpoint_detail",
+    ),
+    path(
+        "webhook_endpoints/<str:endpoint_id>/rotate_secret",
+        webhook_endpoint_rotate_secret,
+        name="webhook_endpoint_rotate_secret",
+    ),
 ]

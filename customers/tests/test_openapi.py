@@ -33,6 +33,19 @@ OPERATIONS = {
     ("/v1/customers/{customer_id}/erase", "post"): "customers_erase",
     ("/v1/events", "get"): "events_list",
     ("/v1/events/{event_id}", "get"): "events_retrieve",
+    ("/v1/webhook_endpoints", "get"): "webhook_endpoints_list",
+    ("/v1/webhook_endpoints", "post"): "webhook_endpoints_create",
+    ("/v1/webhook_endpoints/{endpoint_id}", "get"): "webhook_endpoints_retrieve",
+    ("/v1/webhook_endpoints/{endpoint_id}", "patch"): "webhook_endpoints_partial_update",
+    ("/v1/webhook_endpoints/{endpoint_id}", "delete"): "webhook_endpoints_destroy",
+    ("/v1/webhook_endpoints/{endpoint_id}/rotate_secret", "post"): (
+        "webhook_endpoints_rotate_secret"
+    ),
+}
+# Operations that take no body (a 415 cannot happen).
+BODILESS = {
+    ("/v1/customers/{customer_id}/erase", "post"),
+    ("/v1/webhook_endpoints/{endpoint_id}/rotate_secret", "post"),
 }
 WRITES = [key for key in OPERATIONS if key[1] in ("post", "put", "patch", "delete")]
 TIMESTAMPS = ("created_at", "updated_at")
@@ -285,6 +298,8 @@ class TestDocument:
             ("/v1/customers", "post"),
             ("/v1/customers/{customer_id}", "put"),
             ("/v1/customers/{customer_id}", "patch"),
+            ("/v1/webhook_endpoints", "post"),
+            ("/v1/webhook_endpoints/{endpoint_id}", "patch"),
         }
         for body in bodies.values():
             assert list(body["content"]) == ["application/json"]
@@ -366,8 +381,8 @@ class TestDocument:
             expected.add("404")
         if method in ("post", "put", "patch", "delete"):
             expected.add("409")
-        if method in ("post", "put", "patch") and not path.endswith("/erase"):
-            expected.add("415")  # erase takes no body
+        if method in ("post", "put", "patch") and (path, method) not in BODILESS:
+            expected.add("415")  # erase and rotate_secret take no body
         errors = {status for status in responses if status.startswith(("4", "5"))}
         assert errors == expected
         for status in errors:
@@ -385,7 +400,7 @@ class TestDocument:
     def test_no_idempotency_key_on_reads(self, spec):
         for path, method in OPERATIONS:
             if method == "get":
-                names = [p["name"] for p in operation(spec, path, method)["parameters"]]
+                names = [p["name"] for p in operation(spec, path, method).get("parameters", [])]
                 assert "Idempotency-Key" not in names
 
     def test_delete_answers_204_without_body(self, spec):
@@ -609,6 +624,7 @@ def error_example_requests(api: APIClient, acme, *, elsewhere: APIClient) -> dic
             path.replace("{customer_id}", acme.id)
             .replace("{external_id}", "acme-1")
             .replace("{event_id}", "evt_x")
+            .replace("{endpoint_id}", "we_x")
         )
         requests[path, method, 401, "unauthenticated"] = lambda method=method, url=url: getattr(
             stranger, method
@@ -634,7 +650,67 @@ def error_example_requests(api: APIClient, acme, *, elsewhere: APIClient) -> dic
         "/v1/events", {"type": "customer.deleted"}
     )
     requests["/v1/events/{event_id}", "get", 404, "not_found"] = lambda: api.get("/v1/events/evt_x")
-    return requests
+    return requests | webhook_error_example_requests(api)
+
+
+def webhook_error_example_requests(api: APIClient) -> dict:
+    """The webhook endpoints' documented errors (beside the 401 and 403 of every operation)."""
+    hooks, hook, rotate = (
+        "/v1/webhook_endpoints",
+        "/v1/webhook_endpoints/{endpoint_id}",
+        "/v1/webhook_endpoints/{endpoint_id}/rotate_secret",
+    )
+    body = {"url": "https://127.0.0.1/hooks", "enabled_events": ["*"]}
+
+    def created() -> str:
+        response = api.post(hooks, body, format="json")
+        assert response.status_code == 201, response.content
+        return f"{hooks}/{response.json()['id']}"
+
+    def reused_key(method: str, url: str, first, second):
+        key = f"hook-key-{method}-{url}"
+        getattr(api, method)(url, first, format="json", HTTP_IDEMPOTENCY_KEY=key)
+        return getattr(api, method)(url, second, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    def twice(method: str, suffix: str = ""):
+        first, second = created(), created()
+        key = f"hook-key-{method}{suffix}"
+        getattr(api, method)(first + suffix, HTTP_IDEMPOTENCY_KEY=key)
+        return getattr(api, method)(second + suffix, HTTP_IDEMPOTENCY_KEY=key)
+
+    long_key = {"HTTP_IDEMPOTENCY_KEY": "k" * 256}
+    return {
+        (hooks, "get", 400, "validation_error"): lambda: api.get(hooks, {"limit": "5"}),
+        (hooks, "post", 400, "validation_error"): lambda: api.post(
+            hooks, {**body, "url": "ftp://hooks.example.com"}, format="json"
+        ),
+        (hooks, "post", 409, "idempotency_key_reused"): lambda: reused_key(
+            "post", hooks, body, {**body, "description": "other"}
+        ),
+        (hooks, "post", 415, "unsupported_media_type"): lambda: api.post(
+            hooks, "url=x", content_type="text/plain"
+        ),
+        (hook, "get", 400, "validation_error"): lambda: api.get(created(), {"limit": "5"}),
+        (hook, "get", 404, "not_found"): lambda: api.get(f"{hooks}/we_x"),
+        (hook, "patch", 400, "validation_error"): lambda: api.patch(
+            created(), {"enabled_events": ["customer.deleted"]}, format="json"
+        ),
+        (hook, "patch", 404, "not_found"): lambda: api.patch(f"{hooks}/we_x", {}, format="json"),
+        (hook, "patch", 409, "idempotency_key_reused"): lambda: (
+            lambda url: reused_key("patch", url, {"description": "a"}, {"description": "b"})
+        )(created()),
+        (hook, "patch", 415, "unsupported_media_type"): lambda: api.patch(
+            created(), "url=x", content_type="text/plain"
+        ),
+        (hook, "delete", 400, "validation_error"): lambda: api.delete(created(), **long_key),
+        (hook, "delete", 404, "not_found"): lambda: api.delete(f"{hooks}/we_x"),
+        (hook, "delete", 409, "idempotency_key_reused"): lambda: twice("delete"),
+        (rotate, "post", 400, "validation_error"): lambda: api.post(
+            created() + "/rotate_secret", **long_key
+        ),
+        (rotate, "post", 404, "not_found"): lambda: api.post(f"{hooks}/we_x/rotate_secret"),
+        (rotate, "post", 409, "idempotency_key_reused"): lambda: twice("post", "/rotate_secret"),
+    }
 
 
 def test_the_export_is_described_with_both_formats_and_the_lists_filters(spec):
@@ -644,3 +720,28 @@ def test_the_export_is_described_with_both_formats_and_the_lists_filters(spec):
     assert names[0] == "format"
     assert {"limit", "offset", "cursor", "expand"}.isdisjoint(names)
     assert {"status", "q", "created_at[gte]", "metadata", "sort", "order"} <= set(names)
+
+
+def test_webhook_endpoint_responses_match_the_document(spec, scope_a):
+    api = scope_a.client()
+    hooks, hook = "/v1/webhook_endpoints", "/v1/webhook_endpoints/{endpoint_id}"
+    created = api.post(
+        hooks, {"url": "https://127.0.0.1/in", "enabled_events": ["*"]}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert_matches_schema(spec, created.json(), response_schema(spec, hooks, "post", 201))
+    url = f"{hooks}/{created.json()['id']}"
+    for method, response, path in (
+        ("get", api.get(hooks), hooks),
+        ("get", api.get(url), hook),
+        ("patch", api.patch(url, {"enabled": False}, format="json"), hook),
+        ("post", api.post(f"{url}/rotate_secret"), f"{hook}/rotate_secret"),
+    ):
+        assert response.status_code == 200, response.content
+        assert_matches_schema(spec, response.json(), response_schema(spec, path, method, 200))
+    with pytest.raises(ValidationError):  # the secret is documented where it is shown only
+        assert_matches_schema(
+            spec,
+            api.get(url).json(),
+            {"$ref": "#/components/schemas/WebhookEndpointWithSecret"},
+        )

@@ -1,0 +1,43 @@
+"""`deliver_webhooks [--once]`: send due webhook deliveries until SIGTERM (or, with `--once`,
+until nothing is due). Run as many as you like, on as many machines: see customers.webhooks."""
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from customers.webhooks import deliver_due
+
+
+class Command(BaseCommand):
+    help = (
+        "Deliver webhooks until SIGTERM or SIGINT (the attempt in hand is finished first); "
+        "--once delivers what is due now and exits."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--once", action="store_true", help="deliver what is due now, then exit (cron, tests)"
+        )
+        parser.add_argument(
+            "--poll-seconds",
+            type=float,
+            default=1.0,
+            help="how long to wait when nothing is due (default 1)",
+        )
+
+    def handle(self, *args, once: bool, poll_seconds: float, **options):
+        stop = threading.Event()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                previous[number] = signal.signal(number, lambda *_: stop.set())
+        try:
+            stats = deliver_due(once=once, stop=stop, poll_seconds=poll_seconds)
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+        self.stdout.write(
+            f"{stats.attempts} attempts: {stats.succeeded} delivered, {stats.retried} to retry, "
+            f"{stats.failed} failed"
+        )

@@ -1,0 +1,686 @@
+"""Webhooks: endpoints of a scope, the deliveries of its events to them, and the worker's loop.
+
+- Endpoints: created, listed, changed, deleted and given a new secret per scope (at most
+  ``MAX_ENDPOINTS_PER_SCOPE``); their URL must be ``https://`` and resolve to public
+  addresses unless ``settings.WEBHOOKS_ALLOW_PRIVATE_URLS``.
+- Deliveries: one row per event and subscribed enabled endpoint, inserted by
+  ``customers.events`` in the event's own transaction (a rolled-back change delivers
+  nothing). Requests never send anything themselves.
+- ``deliver_due``: what ``deliver_webhooks`` runs. Due deliveries are claimed in a short
+  transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) that moves them a lease ahead, then
+  sent outside any transaction, each result recorded in its own. A worker killed mid-batch
+  loses nothing: its claims expire and another worker takes them.
+"""
+
+import contextlib
+import http.client
+import ipaddress
+import json
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from customers.bulk import bulk_insert
+from customers.ids import WEBHOOK_ENDPOINT_ID_PREFIX, new_webhook_secret
+from customers.models import (
+    CustomerEvent,
+    CustomerEventType,
+    Environment,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookEndpoint,
+)
+from customers.representation import event_as_dict, rfc3339
+from customers.scope import Scope
+from customers.text import abbreviated, text_problem
+
+logger = logging.getLogger("customers.webhooks")
+
+MAX_ENDPOINTS_PER_SCOPE = 20
+MAX_URL_LENGTH = 2048
+MAX_DESCRIPTION_LENGTH = 500
+ALL_EVENTS = "*"
+# After a rotation the previous secret signs too, for this long (Standard Webhooks allows
+# several signatures in one header).
+SECRET_OVERLAP = timedelta(hours=24)
+
+# A delivery succeeds on a 2xx within this many seconds (module constants: tests shorten them).
+DELIVERY_TIMEOUT_SECONDS = 15.0
+# After the first failed attempt, then the second, ...; after the last, the delivery failed.
+RETRY_DELAYS = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
+RESPONSE_EXCERPT_BYTES = 1024
+CLAIM_BATCH_SIZE = 20
+# A claim is renewed when less than this is left of it before an attempt.
+LEASE_MARGIN = timedelta(seconds=5)
+USER_AGENT = "customer-crm-webhooks/1"
+
+
+def lease_duration() -> timedelta:
+    """How long a claim holds (``WEBHOOKS_LEASE_SECONDS``): longer than an attempt, short
+    enough that what a killed worker held is sent again within 2 minutes."""
+    return timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS)
+
+
+def private_urls_allowed() -> bool:
+    return bool(settings.WEBHOOKS_ALLOW_PRIVATE_URLS)
+
+
+class WebhookValidationError(Exception):
+    """A refused endpoint write: ``errors`` maps each field to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__(errors)
+
+
+class WebhookEndpointNotFoundError(Exception):
+    """No webhook endpoint with that id in the scope."""
+
+
+# -- Addresses ----------------------------------------------------------------------------------
+
+
+class UnsafeAddressError(Exception):
+    """A URL whose host is, or resolves to, an address that is not public."""
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_multicast
+        or address.is_unspecified
+    )
+
+
+def resolved_addresses(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (an IP literal resolves to itself)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise UnsafeAddressError(f"host {abbreviated(host)!r} does not resolve") from error
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if not addresses:
+        raise UnsafeAddressError(f"host {abbreviated(host)!r} does not resolve")
+    return addresses
+
+
+def checked_addresses(host: str, port: int, *, allow_private: bool) -> list[str]:
+    """The addresses to connect to: all of them public unless ``allow_private``."""
+    addresses = resolved_addresses(host, port)
+    if not allow_private:
+        for address in addresses:
+            # A scoped IPv6 address (fe80::1%eth0) is link-local anyway.
+            if not is_public_address(ipaddress.ip_address(address.split("%")[0])):
+                raise UnsafeAddressError(
+                    f"host {abbreviated(host)!r} resolves to {address}, which is not a public"
+                    " address"
+                )
+    return addresses
+
+
+@dataclass(frozen=True)
+class WebhookUrl:
+    scheme: str
+    host: str
+    port: int
+    target: str  # path and query, as sent in the request line
+
+
+def webhook_url_parse(url: str, *, allow_private: bool) -> WebhookUrl:
+    """The parts of an endpoint URL; ValueError says what is wrong with it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError("must be a valid URL") from None
+    allowed_schemes = ("https", "http") if allow_private else ("https",)
+    if parts.scheme not in allowed_schemes:
+        raise ValueError("must be an https:// URL")
+    if not parts.hostname:
+        raise ValueError("must be a valid URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain a user name or password")
+    if any(character.isspace() for character in url):
+        raise ValueError("must not contain white space")
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    default_port = 443 if parts.scheme == "https" else 80
+    return WebhookUrl(parts.scheme, parts.hostname, port or default_port, target)
+
+
+def webhook_url_problem(url: Any) -> str | None:
+    """Why ``url`` cannot be an endpoint's URL now, or None (it resolves to public addresses,
+    unless private URLs are allowed)."""
+    if not isinstance(url, str):
+        return "must be a string"
+    problem = text_problem(url, max_length=MAX_URL_LENGTH)
+    if problem:
+        return problem
+    allow_private = private_urls_allowed()
+    try:
+        parsed = webhook_url_parse(url, allow_private=allow_private)
+        if not allow_private:
+            checked_addresses(parsed.host, parsed.port, allow_private=False)
+    except ValueError as error:
+        return str(error)
+    except UnsafeAddressError as error:
+        return f"must be a public address: {error}"
+    return None
+
+
+# -- Endpoints ----------------------------------------------------------------------------------
+
+CREATE_FIELDS = ("url", "enabled_events", "description", "enabled")
+UPDATE_FIELDS = ("url", "enabled_events", "description", "enabled")
+EVENT_TYPES = tuple(CustomerEventType.values)
+
+
+def enabled_events_problem(value: Any) -> str | None:
+    if not isinstance(value, list) or not value:
+        return f'must be a non-empty list of event types, or ["{ALL_EVENTS}"]'
+    for item in value:
+        if item == ALL_EVENTS:
+            if len(value) > 1:
+                return f'"{ALL_EVENTS}" must be the only item'
+        elif not isinstance(item, str) or item not in EVENT_TYPES:
+            shown = abbreviated(item) if isinstance(item, str) else json.dumps(item)[:40]
+            return f"has an unknown event type {shown!r}: the types are " + ", ".join(EVENT_TYPES)
+    if len(set(value)) != len(value):
+        return "must not list a type twice"
+    return None
+
+
+def endpoint_fields_clean(data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
+    """The checked fields of ``data`` (API names); WebhookValidationError otherwise."""
+    errors: dict[str, list[str]] = {}
+    if creating:
+        for name in ("url", "enabled_events"):
+            if name not in data:
+                errors[name] = ["is required"]
+    cleaned: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "url":
+            problem = webhook_url_problem(value)
+        elif name == "enabled_events":
+            problem = enabled_events_problem(value)
+        elif name == "description":
+            problem = (
+                text_problem(value, max_length=MAX_DESCRIPTION_LENGTH)
+                if isinstance(value, str)
+                else "must be a string"
+            )
+        elif name == "enabled":
+            problem = None if isinstance(value, bool) else "must be true or false"
+        else:
+            problem = "is not a known field"
+        if problem:
+            errors[name] = [problem]
+        else:
+            cleaned[name] = value
+    if errors:
+        raise WebhookValidationError(errors)
+    return cleaned
+
+
+def webhook_endpoints_in_scope(*, scope: Scope):
+    return scope.confine(WebhookEndpoint.objects.all()).order_by("created_at", "id")
+
+
+def webhook_endpoint_list(*, scope: Scope) -> list[WebhookEndpoint]:
+    return list(webhook_endpoints_in_scope(scope=scope))
+
+
+def webhook_endpoint_get(
+    *, scope: Scope, endpoint_id: str, for_update: bool = False
+) -> WebhookEndpoint:
+    endpoint = None
+    if endpoint_id.startswith(WEBHOOK_ENDPOINT_ID_PREFIX) and len(endpoint_id) <= 40:
+        queryset = webhook_endpoints_in_scope(scope=scope)
+        if for_update:
+            queryset = queryset.select_for_update()
+        endpoint = queryset.filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise WebhookEndpointNotFoundError(
+            f"no webhook endpoint {abbreviated(endpoint_id)!r} in this environment"
+        )
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_create(*, scope: Scope, data: Mapping[str, Any]) -> WebhookEndpoint:
+    """A new endpoint of ``scope``; its ``secret`` is shown to the caller this once."""
+    fields = endpoint_fields_clean(data, creating=True)
+    # One creation at a time per scope, so that two concurrent ones cannot both be the 20th.
+    Environment.objects.select_for_update().filter(pk=scope.environment_id).first()
+    if webhook_endpoints_in_scope(scope=scope).count() >= MAX_ENDPOINTS_PER_SCOPE:
+        raise WebhookValidationError(
+            {
+                "url": [
+                    f"cannot be added: this environment has {MAX_ENDPOINTS_PER_SCOPE} webhook"
+                    " endpoints already, the most it may have"
+                ]
+            }
+        )
+    now = timezone.now()
+    return WebhookEndpoint.objects.create(
+        tenant_id=scope.tenant_id,
+        environment_id=scope.environment_id,
+        url=fields["url"],
+        enabled_events=fields["enabled_events"],
+        description=fields.get("description", ""),
+        enabled=fields.get("enabled", True),
+        secret=new_webhook_secret(),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+@transaction.atomic
+def webhook_endpoint_update(
+    *, scope: Scope, endpoint_id: str, data: Mapping[str, Any]
+) -> WebhookEndpoint:
+    endpoint = webhook_endpoint_get(scope=scope, endpoint_id=endpoint_id, for_update=True)
+    fields = endpoint_fields_clean(data, creating=False)
+    changed = [name for name, value in fields.items() if getattr(endpoint, name) != value]
+    if changed:
+        for name in changed:
+            setattr(endpoint, name, fields[name])
+        endpoint.updated_at = timezone.now()
+        endpoint.save(update_fields=[*changed, "updated_at"])
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_delete(*, scope: Scope, endpoint_id: str) -> None:
+    """Delete the endpoint, its deliveries (pending ones are never sent) and their attempts."""
+    endpoint = webhook_endpoint_get(scope=scope, endpoint_id=endpoint_id, for_update=True)
+    endpoint.delete()
+
+
+@transaction.atomic
+def webhook_endpoint_rotate_secret(*, scope: Scope, endpoint_id: str) -> WebhookEndpoint:
+    """A new secret; the one it replaces keeps signing for SECRET_OVERLAP (an older previous
+    secret stops at once)."""
+    endpoint = webhook_endpoint_get(scope=scope, endpoint_id=endpoint_id, for_update=True)
+    now = timezone.now()
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = now + SECRET_OVERLAP
+    endpoint.secret = new_webhook_secret()
+    endpoint.updated_at = now
+    endpoint.save(
+        update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"]
+    )
+    return endpoint
+
+
+def webhook_endpoint_as_dict(endpoint: WebhookEndpoint, *, secret: bool = False) -> dict:
+    """The endpoint as the API writes it; ``secret`` only right after it was made."""
+    data = {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "enabled_events": list(endpoint.enabled_events),
+        "description": endpoint.description,
+        "enabled": endpoint.enabled,
+        "environment_id": endpoint.environment_id,
+        "tenant_id": endpoint.tenant_id,
+        "created_at": rfc3339(endpoint.created_at),
+        "updated_at": rfc3339(endpoint.updated_at),
+    }
+    if secret:
+        data["secret"] = endpoint.secret
+    return data
+
+
+def signing_secrets(endpoint: WebhookEndpoint, *, now: datetime) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, and the previous one
+    during its 24 hours."""
+    secrets = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and expires > now:
+        secrets.append(endpoint.previous_secret)
+    return secrets
+
+
+# -- Deliveries, created with their events ------------------------------------------------------
+
+
+def subscribed_endpoint_ids(*, scope: Scope, event_type: str) -> list[str]:
+    """The enabled endpoints of ``scope`` that take events of ``event_type``."""
+    rows = webhook_endpoints_in_scope(scope=scope).filter(enabled=True)
+    return [
+        endpoint_id
+        for endpoint_id, enabled_events in rows.values_list("id", "enabled_events")
+        if ALL_EVENTS in enabled_events or event_type in enabled_events
+    ]
+
+
+def webhook_deliveries_create(*, event: CustomerEvent) -> int:
+    """A delivery of ``event`` to each subscribed endpoint, in the caller's transaction."""
+    scope = Scope(tenant_id=event.tenant_id, environment_id=event.environment_id)
+    endpoint_ids = subscribed_endpoint_ids(scope=scope, event_type=event.type)
+    if not endpoint_ids:
+        return 0
+    return webhook_deliveries_create_bulk(event_ids=[event.id], endpoint_ids=endpoint_ids)
+
+
+# The other columns are null or have a database default (COPY writes no Django default).
+DELIVERY_ATTRIBUTES = ("endpoint_id", "event_id", "status", "next_attempt_at", "created_at")
+
+
+def webhook_deliveries_create_bulk(*, event_ids: Iterable[str], endpoint_ids: Sequence[str]) -> int:
+    """A delivery of every event to every endpoint, inserted in bulk (COPY on PostgreSQL) in
+    the caller's transaction: the import's events too."""
+    now = timezone.now()
+    rows = (
+        (endpoint_id, event_id, WebhookDeliveryStatus.PENDING.value, now, now)
+        for event_id in event_ids
+        for endpoint_id in endpoint_ids
+    )
+    return bulk_insert(WebhookDelivery, DELIVERY_ATTRIBUTES, rows)
+
+
+# -- Sending ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status_code: int | None
+    duration_ms: int
+    response_excerpt: str
+    error: str
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.error and self.status_code is not None and 200 <= self.status_code < 300
+
+
+def stored_text(raw: bytes | str) -> str:
+    """Text that PostgreSQL stores (no NUL byte), whatever the receiver sent."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return text.replace("\x00", "\ufffd")
+
+
+def signed_headers(
+    *, event_id: str, body: str, secrets: Sequence[str], moment: datetime
+) -> dict[str, str]:
+    """The Standard Webhooks headers, signed by the ``standardwebhooks`` library itself: one
+    ``v1,`` signature per secret, space-separated."""
+    timestamp = int(moment.timestamp())
+    signed_at = datetime.fromtimestamp(timestamp, UTC)
+    signature = " ".join(
+        Webhook(secret).sign(msg_id=event_id, timestamp=signed_at, data=body) for secret in secrets
+    )
+    return {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature,
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+
+
+def http_post(
+    url: str, *, body: bytes, headers: Mapping[str, str], timeout: float
+) -> AttemptResult:
+    """POST ``body`` to ``url`` and read the first KB of the answer, within ``timeout`` in all.
+
+    The host is resolved once, every address checked (unless private URLs are allowed), and
+    the connection made to a checked address (a DNS answer that changes between check and
+    connect cannot redirect it); TLS still verifies the certificate for the host name. The
+    standard library's ``http.client`` never follows redirects: a 3xx is a failed attempt.
+    """
+    started = time.monotonic()
+
+    def elapsed_ms() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    def failure(message: str, status_code: int | None = None) -> AttemptResult:
+        return AttemptResult(status_code, elapsed_ms(), "", stored_text(message)[:1000])
+
+    allow_private = private_urls_allowed()
+    try:
+        parsed = webhook_url_parse(url, allow_private=allow_private)
+        addresses = checked_addresses(parsed.host, parsed.port, allow_private=allow_private)
+    except (ValueError, UnsafeAddressError) as error:
+        return failure(f"refused: the URL {error}")
+
+    address = addresses[0]
+    if parsed.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parsed.host, parsed.port, timeout=timeout
+        )
+    else:
+        conn = http.client.HTTPConnection(parsed.host, parsed.port, timeout=timeout)
+    # Connect to the address that was checked, not to whatever the name resolves to next.
+    conn._create_connection = lambda _address, connect_timeout, source=None: (
+        socket.create_connection((address, parsed.port), connect_timeout, source)
+    )
+    timed_out = threading.Event()
+
+    def cut_off() -> None:
+        # The socket timeout bounds each read; this bounds the whole exchange (a receiver
+        # trickling its answer byte by byte).
+        timed_out.set()
+        sock = conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    deadline = threading.Timer(timeout, cut_off)
+    deadline.daemon = True
+    deadline.start()
+    try:
+        conn.request("POST", parsed.target, body=body, headers=dict(headers))
+        response = conn.getresponse()
+        excerpt = response.read(RESPONSE_EXCERPT_BYTES)
+        status = response.status
+    except (OSError, http.client.HTTPException) as error:
+        if timed_out.is_set() or isinstance(error, TimeoutError | socket.timeout):
+            return failure(f"timed out after {timeout:g} s")
+        return failure(f"{type(error).__name__}: {error}".rstrip(": "))
+    finally:
+        deadline.cancel()
+        conn.close()
+    if timed_out.is_set():
+        return failure(f"timed out after {timeout:g} s", status)
+    return AttemptResult(status, elapsed_ms(), stored_text(excerpt), "")
+
+
+def delivery_body(event: CustomerEvent) -> str:
+    """The body sent, exactly as signed: the event's JSON as the API writes it."""
+    return json.dumps(event_as_dict(event))
+
+
+def delivery_attempt(delivery: WebhookDelivery) -> AttemptResult:
+    now = timezone.now()
+    body = delivery_body(delivery.event)
+    headers = signed_headers(
+        event_id=delivery.event_id,
+        body=body,
+        secrets=signing_secrets(delivery.endpoint, now=now),
+        moment=now,
+    )
+    return http_post(
+        delivery.endpoint.url,
+        body=body.encode(),
+        headers=headers,
+        timeout=DELIVERY_TIMEOUT_SECONDS,
+    )
+
+
+# -- The worker ---------------------------------------------------------------------------------
+
+
+def deliveries_claim(*, limit: int, token: str) -> list[int]:
+    """Claim up to ``limit`` due deliveries for ``token``, in one short transaction: each is
+    moved a lease ahead, so that no other worker takes it meanwhile, and so that, should this
+    worker die, another takes it when the lease ends."""
+    now = timezone.now()
+    lease_end = now + lease_duration()
+    with transaction.atomic():
+        due = WebhookDelivery.objects.filter(
+            status=WebhookDeliveryStatus.PENDING, next_attempt_at__lte=now
+        ).order_by("next_attempt_at", "id")
+        if connection.features.has_select_for_update_skip_locked:
+            # Rows another worker is claiming are skipped, not waited for.
+            due = due.select_for_update(skip_locked=True)
+        # (SQLite: the transaction is IMMEDIATE, so claims are one at a time anyway.)
+        ids = list(due.values_list("id", flat=True)[:limit])
+        if ids:
+            WebhookDelivery.objects.filter(pk__in=ids).update(
+                next_attempt_at=lease_end, claimed_until=lease_end, claim_token=token
+            )
+    return ids
+
+
+def claims_renew(*, ids: Sequence[int], token: str) -> datetime:
+    lease_end = timezone.now() + lease_duration()
+    WebhookDelivery.objects.filter(pk__in=ids, claim_token=token).update(
+        next_attempt_at=lease_end, claimed_until=lease_end
+    )
+    return lease_end
+
+
+def claims_release(*, ids: Sequence[int], token: str) -> None:
+    """Give back what this worker claimed and did not try (it is due again at once)."""
+    if ids:
+        WebhookDelivery.objects.filter(pk__in=ids, claim_token=token).update(
+            next_attempt_at=timezone.now(), claimed_until=None, claim_token=""
+        )
+
+
+def attempt_record(*, delivery: WebhookDelivery, token: str, result: AttemptResult) -> str:
+    """Keep the attempt and move the delivery on (done, failed, or due again later); returns
+    the delivery's status. A claim lost meanwhile (a lease that ran out) keeps the attempt
+    but leaves the delivery to its new holder."""
+    now = timezone.now()
+    attempts = delivery.attempt_count + 1
+    if result.succeeded:
+        changes = {"status": WebhookDeliveryStatus.SUCCEEDED, "finished_at": now}
+    elif attempts > len(RETRY_DELAYS):
+        changes = {"status": WebhookDeliveryStatus.FAILED, "finished_at": now}
+    else:
+        changes = {"next_attempt_at": now + RETRY_DELAYS[attempts - 1]}
+    with transaction.atomic():
+        updated = WebhookDelivery.objects.filter(
+            pk=delivery.pk, claim_token=token, status=WebhookDeliveryStatus.PENDING
+        ).update(attempt_count=attempts, claimed_until=None, claim_token="", **changes)
+        if updated or WebhookDelivery.objects.filter(pk=delivery.pk).exists():
+            WebhookAttempt.objects.create(
+                delivery_id=delivery.pk,
+                attempted_at=now - timedelta(milliseconds=result.duration_ms),
+                status_code=result.status_code,
+                duration_ms=result.duration_ms,
+                succeeded=result.succeeded,
+                response_excerpt=result.response_excerpt,
+                error=result.error,
+            )
+    return changes.get("status", WebhookDeliveryStatus.PENDING) if updated else "lost"
+
+
+def delivery_cancel(*, delivery: WebhookDelivery, token: str) -> None:
+    """The endpoint was disabled before this was sent: it never will be."""
+    WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token).update(
+        status=WebhookDeliveryStatus.CANCELED,
+        finished_at=timezone.now(),
+        claimed_until=None,
+        claim_token="",
+    )
+
+
+@dataclass
+class WorkerStats:
+    attempts: int = 0
+    succeeded: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def deliver_batch(*, stop: threading.Event, stats: WorkerStats) -> int:
+    """Claim a batch of due deliveries and try each; how many were claimed."""
+    token = uuid.uuid4().hex
+    ids = deliveries_claim(limit=CLAIM_BATCH_SIZE, token=token)
+    if not ids:
+        return 0
+    lease_end = timezone.now() + lease_duration()
+    deliveries = {
+        delivery.pk: delivery
+        for delivery in WebhookDelivery.objects.filter(pk__in=ids, claim_token=token)
+        .select_related("endpoint", "event")
+        .order_by()
+    }
+    remaining = list(ids)
+    while remaining:
+        if stop.is_set():
+            claims_release(ids=remaining, token=token)
+            break
+        if timezone.now() + timedelta(seconds=DELIVERY_TIMEOUT_SECONDS) + LEASE_MARGIN > lease_end:
+            lease_end = claims_renew(ids=remaining, token=token)
+        delivery = deliveries.get(remaining.pop(0))
+        if delivery is None:
+            continue  # its endpoint was deleted meanwhile
+        if not delivery.endpoint.enabled:
+            delivery_cancel(delivery=delivery, token=token)
+            continue
+        result = delivery_attempt(delivery)
+        status = attempt_record(delivery=delivery, token=token, result=result)
+        stats.attempts += 1
+        if status == WebhookDeliveryStatus.SUCCEEDED:
+            stats.succeeded += 1
+        elif status == WebhookDeliveryStatus.FAILED:
+            stats.failed += 1
+        else:
+            stats.retried += 1
+        if not result.succeeded:
+            logger.info(
+                "webhook delivery %s of %s to %s: attempt %s failed (%s)",
+                delivery.pk,
+                delivery.event_id,
+                delivery.endpoint_id,
+                delivery.attempt_count + 1,
+                result.error or f"HTTP {result.status_code}",
+            )
+    return len(ids)
+
+
+def deliver_due(
+    *, once: bool, stop: threading.Event | None = None, poll_seconds: float = 1.0
+) -> WorkerStats:
+    """Deliver until ``stop`` is set (``once``: until nothing is due, then return)."""
+    stop = stop or threading.Event()
+    stats = WorkerStats()
+    while not stop.is_set():
+        claimed = deliver_batch(stop=stop, stats=stats)
+        if not claimed:
+            if once:
+                break
+            connection.close()  # nothing to do: no connection held while idle
+            stop.wait(poll_seconds)
+    return stats
