@@ -58,10 +58,11 @@ def test_the_readme_has_curl_examples_for_reads_and_writes():
 def test_every_curl_example_works_against_the_demo_data():
     call_command("seed_demo", stdout=None, stderr=None)
     client = APIClient()
-    next_cursor = None
+    next_cursor = endpoint_id = None
     for command in curl_commands():
         method, path, headers, body = request_of(command)
         path = path.replace("$NEXT", next_cursor or "$NEXT")
+        path = path.replace("$ENDPOINT", endpoint_id or "$ENDPOINT")
         response = client.generic(
             method, path, body or "", content_type="application/json", **headers
         )
@@ -75,6 +76,15 @@ def test_every_curl_example_works_against_the_demo_data():
             assert len(lines) > 1, f"{path} exported no customers from the demo data"
             continue
         data = response.json()
+        if path.startswith("/v1/webhook_endpoints"):
+            created = method == "POST" and path.endswith("endpoints")
+            assert response.status_code == (201 if created else 200), data
+            if method == "POST":
+                assert data["secret"].startswith("whsec_"), data
+                endpoint_id = data["id"]
+            if method == "PATCH":
+                assert {key: data[key] for key in json.loads(body)} == json.loads(body)
+            continue
         if command[0] == "NEXT":
             next_cursor = data["pagination"]["next_cursor"]
             assert next_cursor, "the walk's first page has a next page"
