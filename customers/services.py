@@ -344,9 +344,7 @@ def customer_erase(*, scope: Scope, customer_id: str, actor: Actor) -> Customer:
     customer.save(update_fields=[*erased, "status", "updated_at"])
     if previous_status != customer.status:
         customer_counts_add(scope=scope, deltas={previous_status: -1, customer.status: 1})
-    replayed = scope.confine(IdempotencyRecord.objects.all()).filter(
-        response_body__id=customer.pk
-    )
+    replayed = scope.confine(IdempotencyRecord.objects.all()).filter(response_body__id=customer.pk)
     replayed.update(response_body=customer_as_dict(customer))
     customer_event_record(
         customer=customer, actor=actor, previous=None, event_type=CustomerEventType.ERASED
