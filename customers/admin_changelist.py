@@ -45,6 +45,8 @@ from django.contrib.admin.widgets import BaseAdminDateWidget
 from django.db.models import OrderBy, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect, QueryDict
 from django.utils.functional import cached_property
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
 
 from customers.access import (
     ALL_ENVIRONMENTS,
@@ -209,9 +211,66 @@ def customer_listing(request: HttpRequest, model_admin) -> CustomerListing:
 @dataclass
 class FilterInput:
     label: str
-    id: str
-    html: str
+    widget: forms.Widget
+    name: str
+    value: object
+    attrs: dict
     errors: forms.utils.ErrorList
+
+    @property
+    def id(self) -> str:
+        return self.widget.attrs["id"]
+
+    @property
+    def html(self) -> str:
+        return widget_html(self.widget, self.name, self.value, self.attrs)
+
+
+# The widget templates widget_html writes directly (Django's markup; a test compares them).
+INPUT_TEMPLATES = frozenset({"django/forms/widgets/text.html", "django/forms/widgets/date.html"})
+SELECT_TEMPLATE = "django/forms/widgets/select.html"
+
+
+def attrs_html(attrs: dict) -> str:
+    """Django's django/forms/widgets/attrs.html."""
+    return "".join(
+        f" {conditional_escape(name)}"
+        if value is True
+        else f' {conditional_escape(name)}="{conditional_escape(value)}"'
+        for name, value in attrs.items()
+        if value is not False
+    )
+
+
+def widget_html(widget: forms.Widget, name: str, value, attrs: dict) -> SafeString:
+    """``widget.render(name, value, attrs)``, written directly for text and date inputs and
+    selects: the sidebar's dozen widgets rendered through their templates cost a fifth of
+    the list's time. Any other widget is rendered by Django."""
+    if widget.template_name not in INPUT_TEMPLATES and widget.template_name != SELECT_TEMPLATE:
+        return widget.render(name, value, attrs)
+    context = widget.get_context(name, value, attrs)["widget"]
+    if widget.template_name in INPUT_TEMPLATES:
+        shown = context["value"]
+        value_attr = "" if shown is None else f' value="{conditional_escape(shown)}"'
+        html = (
+            f'<input type="{conditional_escape(context["type"])}"'
+            f' name="{conditional_escape(context["name"])}"{value_attr}'
+            f"{attrs_html(context['attrs'])}>"
+        )
+        return mark_safe(html)  # noqa: S308 (every value is escaped above)
+    parts = [f'<select name="{conditional_escape(context["name"])}"{attrs_html(context["attrs"])}>']
+    for group_name, options, _ in context["optgroups"]:
+        if group_name:
+            parts.append(f'\n  <optgroup label="{conditional_escape(group_name)}">')
+        for option in options:
+            parts.append(
+                f'\n  <option value="{conditional_escape(option["value"])}"'
+                f"{attrs_html(option['attrs'])}>{conditional_escape(option['label'])}</option>\n"
+            )
+        if group_name:
+            parts.append("\n  </optgroup>")
+    parts.append("\n</select>")
+    return mark_safe("".join(parts))  # noqa: S308 (every value is escaped above)
 
 
 @dataclass
@@ -296,14 +355,18 @@ class CustomerFilters(admin.ListFilter):
     def sidebar_input(
         self, name: str, label: str, widget: forms.Widget, *, value=None
     ) -> FilterInput:
-        """A field of the FilterSet's form in ``widget`` (which carries the element's id): the
-        value the request gave (or ``value``), the field's errors under it."""
+        """A field of the FilterSet's form in ``widget`` (which carries the element's id), as
+        ``BoundField.as_widget`` renders it: the value the request gave (or ``value``), the
+        field's attributes (aria-invalid when it has errors), its errors under it."""
         bound = self.listing.filterset.form[name]
-        if value is None:
-            html = bound.as_widget(widget=widget)
-        else:
-            html = widget.render(bound.html_name, value, renderer=bound.form.renderer)
-        return FilterInput(label=label, id=widget.attrs["id"], html=html, errors=bound.errors)
+        return FilterInput(
+            label=label,
+            widget=widget,
+            name=bound.html_name,
+            value=bound.value() if value is None else value,
+            attrs=bound.build_widget_attrs({}, widget),
+            errors=bound.errors,
+        )
 
     def text_input(self, name: str, label: str, element_id: str) -> FilterInput:
         """A field in its own widget (which formats its values: a list as `a,b`)."""

@@ -1015,6 +1015,31 @@ def test_the_sidebar_is_the_filtersets_form_and_leaves_its_fields_alone(operator
     assert type(form.fields["created_at[gte]"].widget) is forms.TextInput
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?environment=all&tenant=tenant_a&status=draft&has_parent=true",
+        "?email=a%22b%26%3Cc%3E@example.com&parent_customer_ids=x,y",
+        "?created_at[gt]=2024-01-01T00:00:00%2B02:00&created_at[lte]=bad&external_ids=a",
+        "?metadata[plan]=gold&q=word",
+    ],
+)
+def test_the_sidebar_inputs_are_the_markup_django_writes(operator_client, scope_a, query):
+    """The sidebar's widgets written directly (admin_changelist.widget_html) against
+    Django's own rendering of the same widget, name, value and attributes."""
+    response = operator_client.get(f"{CHANGELIST}{query}")
+    html = response.content.decode()
+    inputs = [
+        each for group in response.context["cl"].customer_filters.sidebar for each in group.inputs
+    ]
+    assert len(inputs) >= 11
+    for each in inputs:
+        django = each.widget.render(each.name, each.value, each.attrs)
+        assert each.html == django, each.name
+        assert django in html, each.name
+
+
 def test_the_filter_forms_metadata_rows_become_metadata_params(operator_client, scope_a):
     query = (
         "?metadata_key=plan&metadata_value=gold&metadata_key=&metadata_value="
