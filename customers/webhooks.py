@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -74,6 +74,7 @@ CLAIM_BATCH_SIZE = 20
 # A claim is renewed when less than this is left of it before an attempt.
 LEASE_MARGIN = timedelta(seconds=5)
 USER_AGENT = "customer-crm-webhooks/1"
+DATABASE_RETRY_SECONDS = 5.0
 
 
 def lease_duration() -> timedelta:
@@ -538,16 +539,21 @@ def delivery_attempt(delivery: WebhookDelivery) -> AttemptResult:
 # -- The worker ---------------------------------------------------------------------------------
 
 
-def deliveries_claim(*, limit: int, token: str) -> list[int]:
+def due_deliveries(*, now: datetime):
+    """Pending deliveries due at ``now``, the longest due first (the partial index's order)."""
+    return WebhookDelivery.objects.filter(
+        status=WebhookDeliveryStatus.PENDING, next_attempt_at__lte=now
+    ).order_by("next_attempt_at", "id")
+
+
+def deliveries_claim(*, limit: int, token: str) -> tuple[list[int], datetime]:
     """Claim up to ``limit`` due deliveries for ``token``, in one short transaction: each is
     moved a lease ahead, so that no other worker takes it meanwhile, and so that, should this
-    worker die, another takes it when the lease ends."""
+    worker die, another takes it when the lease ends. Returns the ids and the lease's end."""
     now = timezone.now()
     lease_end = now + lease_duration()
     with transaction.atomic():
-        due = WebhookDelivery.objects.filter(
-            status=WebhookDeliveryStatus.PENDING, next_attempt_at__lte=now
-        ).order_by("next_attempt_at", "id")
+        due = due_deliveries(now=now)
         if connection.features.has_select_for_update_skip_locked:
             # Rows another worker is claiming are skipped, not waited for.
             due = due.select_for_update(skip_locked=True)
@@ -557,7 +563,7 @@ def deliveries_claim(*, limit: int, token: str) -> list[int]:
             WebhookDelivery.objects.filter(pk__in=ids).update(
                 next_attempt_at=lease_end, claimed_until=lease_end, claim_token=token
             )
-    return ids
+    return ids, lease_end
 
 
 def claims_renew(*, ids: Sequence[int], token: str) -> datetime:
@@ -626,10 +632,9 @@ class WorkerStats:
 def deliver_batch(*, stop: threading.Event, stats: WorkerStats) -> int:
     """Claim a batch of due deliveries and try each; how many were claimed."""
     token = uuid.uuid4().hex
-    ids = deliveries_claim(limit=CLAIM_BATCH_SIZE, token=token)
+    ids, lease_end = deliveries_claim(limit=CLAIM_BATCH_SIZE, token=token)
     if not ids:
         return 0
-    lease_end = timezone.now() + lease_duration()
     deliveries = {
         delivery.pk: delivery
         for delivery in WebhookDelivery.objects.filter(pk__in=ids, claim_token=token)
@@ -649,7 +654,11 @@ def deliver_batch(*, stop: threading.Event, stats: WorkerStats) -> int:
         if not delivery.endpoint.enabled:
             delivery_cancel(delivery=delivery, token=token)
             continue
-        result = delivery_attempt(delivery)
+        try:
+            result = delivery_attempt(delivery)
+        except Exception as error:  # a bug here must not stop the worker or lose the claim
+            logger.exception("webhook delivery %s could not be attempted", delivery.pk)
+            result = AttemptResult(None, 0, "", f"internal error: {type(error).__name__}")
         status = attempt_record(delivery=delivery, token=token, result=result)
         stats.attempts += 1
         if status == WebhookDeliveryStatus.SUCCEEDED:
@@ -677,7 +686,16 @@ def deliver_due(
     stop = stop or threading.Event()
     stats = WorkerStats()
     while not stop.is_set():
-        claimed = deliver_batch(stop=stop, stats=stats)
+        try:
+            claimed = deliver_batch(stop=stop, stats=stats)
+        except (OperationalError, InterfaceError):
+            if once:
+                raise
+            # The database is away: what was claimed comes due when its lease ends.
+            logger.exception("deliver_webhooks: the database is unavailable, retrying")
+            connection.close()
+            stop.wait(DATABASE_RETRY_SECONDS)
+            continue
         if not claimed:
             if once:
                 break

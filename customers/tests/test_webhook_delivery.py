@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -413,6 +413,68 @@ def test_an_erasure_reaches_the_bodies_not_yet_sent(api, receiver):
     for request in receiver.requests:
         assert b"Secretname" not in request["body"]
         assert b"ada@private" not in request["body"]
+
+
+@pytest.mark.django_db
+def test_a_host_name_is_resolved_once_and_connected_to_as_checked(scope_a, receiver, monkeypatch):
+    port = receiver.server.server_address[1]
+    endpoint_for(scope_a.scope, f"http://receiver.example.com:{port}/in")
+    change(scope_a.scope)
+    real = socket.getaddrinfo
+    asked = []
+
+    def resolve(host, *args, **kwargs):
+        asked.append(host)
+        return real("127.0.0.1" if host == "receiver.example.com" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    deliver()
+    [request] = receiver.requests
+    assert request["headers"]["Host"] == f"receiver.example.com:{port}"
+    assert request["path"] == "/in"
+    assert asked.count("receiver.example.com") == 1  # the connection went to that answer
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_is_an_attempt_and_the_worker_goes_on(scope_a, receiver, monkeypatch):
+    endpoint_for(scope_a.scope, receiver.url)
+    change(scope_a.scope, 2)
+    real = webhooks.delivery_body
+    calls = []
+
+    def broken_once(event):
+        calls.append(event.id)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(event)
+
+    monkeypatch.setattr(webhooks, "delivery_body", broken_once)
+    deliver()
+    statuses = sorted(WebhookDelivery.objects.values_list("status", flat=True))
+    assert statuses == ["pending", "succeeded"]
+    assert WebhookAttempt.objects.filter(error="internal error: RuntimeError").count() == 1
+
+
+@pytest.mark.django_db
+def test_purging_events_deletes_their_deliveries_and_attempts(scope_a, receiver):
+    endpoint_for(scope_a.scope, receiver.url)
+    change(scope_a.scope)
+    deliver()
+    assert WebhookAttempt.objects.count() == 1
+    CustomerEvent.objects.update(created_at=timezone.now() - timedelta(days=40))
+    call_command("purge_events", "--older-than-days", "30", stdout=StringIO())
+    assert not CustomerEvent.objects.exists()
+    assert not WebhookDelivery.objects.exists()
+    assert not WebhookAttempt.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_claim_reads_the_partial_due_index():
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = webhooks.due_deliveries(now=timezone.now())[:20].explain()
+    assert "webhook_delivery_due" in plan, plan
 
 
 # --- several workers, killed workers (PostgreSQL) -----------------------------------------------
