@@ -93,9 +93,10 @@ class CustomerViewSet(viewsets.GenericViewSet):
 
     def browsable_filter_form(self, request: Request) -> str | None:
         """The list's filter form in the browsable API: the parameters the API accepts."""
-        if self.action != "list":
+        scope = getattr(request, "scope", None)  # none for a refused (401/403) request
+        if self.action != "list" or scope is None:
             return None
-        filterset = customer_filterset(scope=request.scope, filters=request.query_params)
+        filterset = customer_filterset(scope=scope, filters=request.query_params)
         form = filterset.form
         for name in list(form.fields):
             if name not in CustomerFilterSet.API_PARAMS:

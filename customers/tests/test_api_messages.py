@@ -110,3 +110,9 @@ def test_the_browsable_api_shows_the_lists_filter_form(scope_a):
         assert f'name="{admin_only}"' not in form, admin_only
     assert 'value="vis"' in form  # the current values are filled in
     assert '<option value="draft" selected>' in form
+
+
+def test_a_refused_browser_request_gets_its_401_page_without_a_filter_form(db):
+    page = APIClient().get("/v1/customers", HTTP_ACCEPT="text/html")
+    assert page.status_code == 401
+    assert "Field filters" not in page.content.decode()
