@@ -885,6 +885,11 @@ class TestExport:
         assert row["name"].startswith("'=")
         assert row["address_city"] == "'+1"
         assert row["address_state"] == "'@x"
+        # ... and the link says so (the contract: the spreadsheet export says it neutralises).
+        page = operator_client.get("/admin/customers/customer/").content.decode()
+        link = re.search(r'<a [^>]*id="export-csv"[^>]*>', page).group(0)
+        assert "prefixed with an apostrophe" in link
+        assert "/v1/customers/export" in link
 
     def test_rows_stream_in_chunks_and_none_is_lost(self, operator_client, scope_a, monkeypatch):
         monkeypatch.setattr("customers.exports.CHUNK_SIZE", 3)
