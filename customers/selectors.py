@@ -308,20 +308,15 @@ def customer_page(
         rows = rows[:limit]
         total = count_matching(filterset, scope=scope)
         offset = None
-    elif (offset or 0) >= DEFERRED_JOIN_OFFSET:
-        total = count_matching(filterset, scope=scope)
-        queryset = projection(filterset.qs, sort_column)
-        rows = page_by_ids_first(queryset, offset=offset, limit=limit, total=total)
-        has_more = offset + len(rows) < total
     else:
         offset = offset or 0
-        rows = list(projection(filterset.qs, sort_column)[offset : offset + limit + 1])
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        if not has_more and (rows or offset == 0):
-            total = offset + len(rows)  # the page shows where the list ends
-        else:
-            total = count_matching(filterset, scope=scope)
+        rows, total = offset_page(
+            projection(filterset.qs, sort_column),
+            offset=offset,
+            limit=limit,
+            count=lambda: count_matching(filterset, scope=scope),
+        )
+        has_more = offset + len(rows) < total
     next_cursor = None
     if has_more:
         last = rows[-1]
