@@ -369,6 +369,41 @@ def signing_secrets(endpoint: WebhookEndpoint, *, now: datetime) -> list[str]:
     return secrets
 
 
+def webhook_delivery_resend(*, scope: Scope, delivery_id: int) -> WebhookDelivery:
+    """Send a delivery once more, at once (the admin's resend): it is pending and due now; a
+    delivery that had failed, or was canceled, gets one attempt (failed again if it fails),
+    one still retrying keeps its schedule."""
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update()
+            .filter(
+                pk=delivery_id,
+                endpoint__tenant_id=scope.tenant_id,
+                endpoint__environment_id=scope.environment_id,
+            )
+            .first()
+        )
+        if delivery is None:
+            raise WebhookEndpointNotFoundError(f"no webhook delivery {delivery_id} in this scope")
+        delivery.status = WebhookDeliveryStatus.PENDING
+        delivery.attempt_count = min(delivery.attempt_count, len(RETRY_DELAYS))
+        delivery.next_attempt_at = timezone.now()
+        delivery.claimed_until = None
+        delivery.claim_token = ""
+        delivery.finished_at = None
+        delivery.save(
+            update_fields=[
+                "status",
+                "attempt_count",
+                "next_attempt_at",
+                "claimed_until",
+                "claim_token",
+                "finished_at",
+            ]
+        )
+    return delivery
+
+
 # -- Deliveries, created with their events ------------------------------------------------------
 
 
