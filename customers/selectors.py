@@ -100,7 +100,11 @@ def customer_filterset(
 
 
 def valid_filterset(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> CustomerFilterSet:
-    filterset = customer_filterset(scope=scope, filters=filters)
+    """The FilterSet of a read that shows no form (the API, exports): only the parameters
+    given are validated (see StrictFilterSet)."""
+    filterset = CustomerFilterSet(
+        data=filters, queryset=customers_in_scope(scope=scope), given_only=True
+    )
     if not filterset.is_valid():
         raise CustomerFilterError(filterset.error_details)
     return filterset
@@ -358,7 +362,9 @@ def event_page(
 ) -> EventPage:
     """A page of the scope's event log, newest first (or oldest, `order=asc`), by cursor:
     the log is large, so there is no offset and no total."""
-    filterset = EventFilterSet(data=filters, queryset=scope.confine(CustomerEvent.objects.all()))
+    filterset = EventFilterSet(
+        data=filters, queryset=scope.confine(CustomerEvent.objects.all()), given_only=True
+    )
     if not filterset.is_valid():
         raise CustomerFilterError(filterset.error_details)
     order = filterset.form.cleaned_data.get("order") or DEFAULT_ORDER
