@@ -1,7 +1,8 @@
 """`Idempotency-Key` on POST, PUT, PATCH and DELETE.
 
-Keys are per scope and live 24 hours. The same key with the same method, path and JSON body
-(compared after parsing) replays the first response's status and body and writes nothing;
+Keys are per scope and live 24 hours. The same key with the same method, path (with its
+query) and JSON body (compared after parsing) replays the first response's status and body
+and writes nothing;
 the same key with anything else is a 409. The record is inserted in the same transaction as
 the write: a concurrent request with the key waits on the unique index until the first one
 commits, then replays it (or, if the first rolled back, does the write itself).
@@ -39,7 +40,8 @@ def idempotency_conflict() -> AlreadyExistsError:
 def request_fingerprint(request: Request) -> str:
     body = request.data or None
     canonical = json.dumps(
-        {"method": request.method, "path": request.path, "body": body},
+        # The path with its query: `PUT /v1/customers?id=...` names its customer there.
+        {"method": request.method, "path": request.get_full_path(), "body": body},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -205,3 +205,28 @@ def parse_event_list_params(query: QueryDict) -> EventListParams:
         if name in EventFilterSet.API_PARAMS:
             filters.setlist(name, query.getlist(name))
     return EventListParams(limit=limit, cursor=cursor, filters=filters)
+
+
+CUSTOMER_LOOKUP_PARAMS = ("id", "external_customer_id")
+
+
+def parse_customer_lookup_params(query: QueryDict) -> tuple[str, str]:
+    """`PUT /v1/customers?id=...` or `?external_customer_id=...` (Flexprice's update): exactly
+    one of the two, given once; (which, value)."""
+    errors: dict[str, list[str]] = {}
+    for name in query:
+        if name not in CUSTOMER_LOOKUP_PARAMS and name not in RENDERING_PARAMS:
+            errors[name] = ["is not a known parameter"]
+        elif len(query.getlist(name)) > 1:
+            errors[name] = ["must be given only once"]
+    given = [name for name in CUSTOMER_LOOKUP_PARAMS if query.get(name)]
+    if not errors and len(given) != 1:
+        errors["id"] = ["exactly one of id and external_customer_id must name the customer"]
+    for name in given:
+        try:
+            check_single_value(query[name])
+        except ValidationError as error:
+            errors[name] = list(error.messages)
+    if errors:
+        raise ApiValidationError(errors)
+    return given[0], query[given[0]]

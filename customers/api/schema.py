@@ -861,6 +861,22 @@ UPDATE_RESPONSES = {
     **COMMON_ERRORS,
 }
 
+UPDATE_BY_QUERY_PARAMETERS = [
+    query_parameter("id", single_value_schema(), "The customer's `id` (or give the next one)."),
+    query_parameter(
+        "external_customer_id",
+        single_value_schema(),
+        "The external id of the customer (not archived) to update; exactly one of the two.",
+    ),
+    IDEMPOTENCY_KEY_PARAMETER,
+    replayed_header(200, 400, 404, 409),
+    WWW_AUTHENTICATE_HEADER,
+]
+UPDATE_BY_QUERY_RESPONSES = {
+    **UPDATE_RESPONSES,
+    400: bad_request("id", "exactly one of id and external_customer_id must name the customer"),
+}
+
 DESTROY_PARAMETERS = [
     CUSTOMER_ID_PARAMETER,
     IDEMPOTENCY_KEY_PARAMETER,

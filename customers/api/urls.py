@@ -5,7 +5,7 @@ from customers.api import docs, views, webhooks
 app_name = "api"
 
 customer_collection = views.CustomerViewSet.as_view(
-    {"get": "list", "post": "create"}, suffix="List"
+    {"get": "list", "post": "create", "put": "update_by_query"}, suffix="List"
 )
 customer_export = views.CustomerViewSet.as_view({"get": "export"}, suffix="Export")
 customer_detail = views.CustomerViewSet.as_view(

@@ -14,6 +14,7 @@ from customers.api.idempotency import idempotent
 from customers.api.params import (
     parse_customer_export_params,
     parse_customer_list_params,
+    parse_customer_lookup_params,
     parse_event_list_params,
 )
 from customers.api.presenters import CustomerListPresenter
@@ -36,6 +37,8 @@ from customers.api.schema import (
     LIST_RESPONSES,
     RETRIEVE_PARAMETERS,
     RETRIEVE_RESPONSES,
+    UPDATE_BY_QUERY_PARAMETERS,
+    UPDATE_BY_QUERY_RESPONSES,
     UPDATE_PARAMETERS,
     UPDATE_RESPONSES,
     CustomerCreateSchemaSerializer,
@@ -194,6 +197,30 @@ class CustomerViewSet(viewsets.GenericViewSet):
         return Response(customer_as_dict(customer))
 
     update = partial_update
+
+    @extend_schema(
+        operation_id="customers_update_by_query",
+        summary="Update the customer named by ?id= or ?external_customer_id= (Flexprice's form)",
+        parameters=UPDATE_BY_QUERY_PARAMETERS,
+        request=CustomerUpdateSchemaSerializer,
+        responses=UPDATE_BY_QUERY_RESPONSES,
+    )
+    @idempotent
+    def update_by_query(self, request: Request) -> Response:
+        """The partial update of `PUT /v1/customers/{id}`, the customer named in the query
+        (an external id names the live customer)."""
+        which, value = parse_customer_lookup_params(request.query_params)
+        fields = customer_fields_from_body(request.data)
+        with service_errors_as_api_errors():
+            if which == "external_customer_id":
+                value = customer_get_by_external_id(scope=request.scope, external_id=value).pk
+            customer = customer_update(
+                scope=request.scope,
+                customer_id=value,
+                data=fields,
+                actor=actor_for_request(request),
+            )
+        return Response(customer_as_dict(customer))
 
     @extend_schema(
         operation_id="customers_destroy",

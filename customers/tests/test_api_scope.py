@@ -158,7 +158,6 @@ class TestErrorEnvelope:
     @pytest.mark.parametrize(
         ("method", "path"),
         [
-            ("put", "/v1/customers"),
             ("patch", "/v1/customers"),
             ("delete", "/v1/customers"),
             ("post", "/v1/customers/cust_X"),

@@ -24,6 +24,7 @@ DOCS_URL = "/v1/docs/"
 OPERATIONS = {
     ("/v1/customers", "get"): "customers_list",
     ("/v1/customers", "post"): "customers_create",
+    ("/v1/customers", "put"): "customers_update_by_query",
     ("/v1/customers/export", "get"): "customers_export",
     ("/v1/customers/{customer_id}", "get"): "customers_retrieve",
     ("/v1/customers/{customer_id}", "put"): "customers_update",
@@ -296,6 +297,7 @@ class TestDocument:
         }
         assert set(bodies) == {
             ("/v1/customers", "post"),
+            ("/v1/customers", "put"),
             ("/v1/customers/{customer_id}", "put"),
             ("/v1/customers/{customer_id}", "patch"),
             ("/v1/webhook_endpoints", "post"),
@@ -377,8 +379,8 @@ class TestDocument:
         expected = {"401", "403", "500", "503"}
         if path not in ("/v1/customers/{customer_id}", "/v1/events/{event_id}") or method != "get":
             expected.add("400")  # retrieve by id reads no parameter that can be invalid
-        if "{" in path:
-            expected.add("404")
+        if "{" in path or (path, method) == ("/v1/customers", "put"):
+            expected.add("404")  # the update by query names its customer in the query
         if method in ("post", "put", "patch", "delete"):
             expected.add("409")
         if method in ("post", "put", "patch") and (path, method) not in BODILESS:
@@ -636,6 +638,33 @@ def error_example_requests(api: APIClient, acme, *, elsewhere: APIClient) -> dic
             requests[path, method, 404, "not_found"] = lambda method=method: write(
                 method, unknown_url, {} if method in ("put", "patch") else None
             )
+    by_query_other = make_customer(acme.environment, external_id="other-by-query")
+    requests |= {
+        (listing, "put", 400, "validation_error"): lambda: api.put(listing, {}, format="json"),
+        (listing, "put", 404, "not_found"): lambda: api.put(
+            f"{listing}?id={unknown_url.rsplit('/', 1)[1]}", {}, format="json"
+        ),
+        (listing, "put", 409, "already_exists"): lambda: api.put(
+            f"{listing}?id={by_query_other.id}", {"external_id": "acme-1"}, format="json"
+        ),
+        (listing, "put", 409, "idempotency_key_reused"): lambda: (
+            api.put(
+                f"{listing}?id={acme.id}",
+                {"name": "One"},
+                format="json",
+                HTTP_IDEMPOTENCY_KEY="key-put-query",
+            ),
+            api.put(
+                f"{listing}?id={acme.id}",
+                {"name": "Two"},
+                format="json",
+                HTTP_IDEMPOTENCY_KEY="key-put-query",
+            ),
+        )[1],
+        (listing, "put", 415, "unsupported_media_type"): lambda: api.put(
+            f"{listing}?id={acme.id}", "name=x", content_type="text/plain"
+        ),
+    }
     erase = "/v1/customers/{customer_id}/erase"
     erasable_url = f"/v1/customers/{make_customer(acme.environment).id}/erase"
     requests[erase, "post", 400, "validation_error"] = lambda: api.post(
