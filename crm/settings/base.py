@@ -32,6 +32,8 @@ MIDDLEWARE = [
     "customers.request_id.RequestIdMiddleware",
     # Next, so that every /v1/ error, whichever layer answers it, gets the envelope.
     "customers.api.middleware.ApiErrorEnvelopeMiddleware",
+    # `/v1/customers/` -> 308 `/v1/customers` (query kept).
+    "customers.operations.TrailingSlashRedirectMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files (admin, browsable API, Swagger UI) under gunicorn.
     "whitenoise.middleware.WhiteNoiseMiddleware",
