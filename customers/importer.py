@@ -35,7 +35,7 @@ from itertools import islice
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, Exists, OuterRef, Q
+from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -530,16 +530,16 @@ def check_parents_in_scope(*, parents: ParentLinks, scope: Scope) -> None:
     """Raise for the earliest row whose parent is neither in the file nor in the scope.
 
     Asked of the database once the rows are in (the file's rows are customers of the scope
-    by then): the foreign key alone only says that the parent exists somewhere.
+    by then): the foreign key alone only says that the parent exists somewhere. Only
+    primary-key lookups of the parents, a batch at a time: a query over the rows just
+    written would be planned with no statistics for them (measured: 251 s for 100,000).
     """
     outside: list[str] = []
-    for batch in lookup_batches(list(parents.of)):
-        outside += (
-            customers_in_scope(scope=scope)
-            .filter(attribute_in(attribute="id", values=batch))
-            .filter(~Exists(customers_in_scope(scope=scope).filter(pk=OuterRef("parent_id"))))
-            .values_list("id", flat=True)
-        )
+    children = list(parents.of)
+    for batch in lookup_batches(children):
+        parent_ids = sorted({parents.of[child][0] for child in batch})
+        in_scope = customer_ids_in_scope(ids=parent_ids, scope=scope)
+        outside += [child for child in batch if parents.of[child][0] not in in_scope]
     if outside:
         first = min(outside, key=parents.line_of)
         raise outside_parent_error(
