@@ -4,13 +4,18 @@ The API, the admin pages and the CSV export call these functions; none of them b
 own customer query.
 """
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.db.models.query import ModelIterable
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from customers.cursors import (
     CursorError,
@@ -271,6 +276,26 @@ def offset_page(
     return rows[:limit], count()
 
 
+# Each row of a page carries its sort value for the next cursor, as text: only the last one
+# is used, and Django's conversion of a timestamp costs ~3.6 µs a value (4 ms a 1000-row page).
+CURSOR_KEY = "cursor_key"
+TIMESTAMP_SORT_COLUMNS = frozenset({"created_at", "updated_at"})
+
+
+def with_cursor_key(queryset: QuerySet, *, column: str) -> QuerySet:
+    if column in TIMESTAMP_SORT_COLUMNS:
+        return queryset.annotate(**{CURSOR_KEY: Cast(column, output_field=TextField())})
+    return queryset.annotate(**{CURSOR_KEY: F(column)})
+
+
+def cursor_value(value, *, column: str):
+    """The last row's sort value as the cursor keeps it (a timestamp read back from text)."""
+    if column not in TIMESTAMP_SORT_COLUMNS or value is None:
+        return value
+    moment = parse_datetime(value)
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+
+
 def customer_page(
     *,
     scope: Scope,
@@ -295,6 +320,7 @@ def customer_page(
     cleaned = filterset.form.cleaned_data
     sort, order = cleaned.get("sort") or DEFAULT_SORT, cleaned.get("order") or DEFAULT_ORDER
     sort_column = SORT_COLUMNS[sort]
+    with_key = functools.partial(with_cursor_key, column=sort_column)
     fingerprint = list_fingerprint(
         scope=scope, cleaned=active_filters(filterset), sort=sort, order=order
     )
@@ -305,7 +331,7 @@ def customer_page(
             raise CustomerFilterError({"cursor": [str(error)]}) from None
         rows: list = []
         for part in keyset_ranges(filterset.qs, sort=sort, order=order, after=after):
-            rows += projection(part, sort_column)[: limit + 1 - len(rows)]
+            rows += projection(with_key(part), CURSOR_KEY)[: limit + 1 - len(rows)]
             if len(rows) > limit:
                 break
         has_more = len(rows) > limit
@@ -315,7 +341,7 @@ def customer_page(
     else:
         offset = offset or 0
         rows, total = offset_page(
-            projection(filterset.qs, sort_column),
+            projection(with_key(filterset.qs), CURSOR_KEY),
             offset=offset,
             limit=limit,
             count=lambda: count_matching(filterset, scope=scope),
@@ -324,7 +350,7 @@ def customer_page(
     next_cursor = None
     if has_more:
         last = rows[-1]
-        position = CursorPosition(value=last[-1], id=last[0])
+        position = CursorPosition(value=cursor_value(last[-1], column=sort_column), id=last[0])
         next_cursor = encode_cursor(position, fingerprint=fingerprint, sort=sort)
     return CustomerPage(
         rows=[row[:-1] for row in rows],
