@@ -5,6 +5,8 @@ over the operator's ``TenantScope``); every change goes through ``customers.serv
 Archive is the delete: there is no hard delete.
 """
 
+from dataclasses import dataclass
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import PAGE_VAR
@@ -18,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from customers import admin_webhooks  # noqa: F401  (registers the webhook endpoints' pages)
 from customers.access import (
     current_environment,
     lists_all_environments,
@@ -42,6 +45,7 @@ from customers.services import (
     ServiceError,
     customer_archive,
     customer_create,
+    customer_erase,
     customer_restore,
     customer_update,
 )
@@ -84,6 +88,20 @@ def breakable_id(value: str):
     """An id allowed to wrap after each of its underscores (`env_<wbr>demo_<wbr>production`)."""
     parts = value.split("_")
     return format_html_join(mark_safe("_<wbr>"), "{}", ((part,) for part in parts))
+
+
+@dataclass(frozen=True)
+class ConfirmedAction:
+    """An action that asks first: its confirmation page, and the word for what it does."""
+
+    verb: str
+    template: str
+
+
+ARCHIVE = ConfirmedAction("archived", "admin/customers/customer/archive_confirmation.html")
+ERASE = ConfirmedAction("erased", "admin/customers/customer/erase_confirmation.html")
+# What an erasure changes, as the change message of the admin's log names it.
+ERASED_FIELDS = ("name", "email", "address", "metadata", "status")
 
 
 def customers_word(count: int) -> str:
@@ -136,7 +154,7 @@ class CustomerAdmin(admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 50
     autocomplete_fields = ("parent",)
-    actions = ("archive_selected", "restore_selected")
+    actions = ("archive_selected", "restore_selected", "erase_selected")
     readonly_fields = ("id", "tenant_id", "environment_id", "created_at", "updated_at")
     fieldsets = (
         (
@@ -411,7 +429,17 @@ class CustomerAdmin(admin.ModelAdmin):
     def restore_selected(self, request, queryset):
         self.apply_to_each(request, queryset, customer_restore, "restored")
 
-    def apply_to_each(self, request, queryset, service, verb: str) -> None:
+    @admin.action(
+        description="Erase personal data of the selected customers", permissions=["change"]
+    )
+    def erase_selected(self, request, queryset):
+        # Irreversible: always asked first, as archive_selected.
+        if request.POST.get("post") != "yes":
+            return self.archive_confirmation(request, queryset, action=ERASE)
+        self.apply_to_each(request, queryset, customer_erase, "erased", fields=ERASED_FIELDS)
+        return None
+
+    def apply_to_each(self, request, queryset, service, verb: str, fields=("status",)) -> None:
         done, refused = 0, []
         for customer in queryset.select_related(None).only(
             "id", "tenant_id", "environment_id", "name"
@@ -423,7 +451,7 @@ class CustomerAdmin(admin.ModelAdmin):
             except (CustomerConflictError, CustomerValidationError) as error:
                 refused.append(f"{customer.name}: {error}")
                 continue
-            self.log_change(request, changed, [{"changed": {"fields": ["status"]}}])
+            self.log_change(request, changed, [{"changed": {"fields": list(fields)}}])
             done += 1
         if done:
             messages.success(request, f"{done} {customers_word(done)} {verb}.")
@@ -447,12 +475,20 @@ class CustomerAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.restore_view),
                 name="customers_customer_restore",
             ),
+            path(
+                "<str:object_id>/erase/",
+                self.admin_site.admin_view(self.erase_view),
+                name="customers_customer_erase",
+            ),
         ]
         return urls + super().get_urls()
 
-    def status_view(self, request, object_id, service, verb, *, confirm: bool = False):
-        """POST: change the customer's status. A GET, when ``confirm``, asks first (a page
-        whose form POSTs here); otherwise it is not allowed."""
+    def status_view(
+        self, request, object_id, service, verb, *, confirm: bool = False, action=None, fields=None
+    ):
+        """POST: apply ``service`` (archive, restore, erase) to the customer. A GET, when
+        ``confirm``, asks first (``action``'s page, whose form POSTs here); otherwise it is not
+        allowed."""
         if request.method != "POST" and not confirm:
             return HttpResponseNotAllowed(["POST"])
         if not self.has_change_permission(request):
@@ -460,20 +496,22 @@ class CustomerAdmin(admin.ModelAdmin):
         customer = get_object_or_404(self.get_queryset(request), pk=object_id)
         one = self.get_queryset(request).filter(pk=customer.pk)
         if request.method != "POST":
-            return self.archive_confirmation(request, one, customer=customer)
-        self.apply_to_each(request, one, service, verb)
+            return self.archive_confirmation(request, one, customer=customer, action=action)
+        self.apply_to_each(request, one, service, verb, fields=fields or ("status",))
         return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[customer.pk]))
 
-    def archive_confirmation(self, request, queryset, *, customer=None):
+    def archive_confirmation(self, request, queryset, *, customer=None, action=None):
         """Django admin's "Are you sure?" page for archiving ``customer`` or, from the bulk
-        action, the selected customers (at most ARCHIVE_LISTED of them named)."""
+        action, the selected customers (at most ARCHIVE_LISTED of them named); with
+        ``action=ERASE``, the same page for erasing their personal data."""
+        action = action or ARCHIVE
         listed = list(
             queryset.select_related(None)
             .only("id", "name", "external_id", "status", "tenant_id", "environment_id")
             .order_by("name_key", "id")[: ARCHIVE_LISTED + 1]
         )
         if not listed:  # the selection is no longer there (or never was, for this user)
-            messages.warning(request, "None of the selected customers can be archived.")
+            messages.warning(request, f"None of the selected customers can be {action.verb}.")
             return None
         count = len(listed) if len(listed) <= ARCHIVE_LISTED else queryset.count()
         context = {
@@ -497,15 +535,24 @@ class CustomerAdmin(admin.ModelAdmin):
             ),
         }
         request.current_app = self.admin_site.name
-        return TemplateResponse(
-            request, "admin/customers/customer/archive_confirmation.html", context
-        )
+        return TemplateResponse(request, action.template, context)
 
     def archive_view(self, request, object_id):
         return self.status_view(request, object_id, customer_archive, "archived", confirm=True)
 
     def restore_view(self, request, object_id):
         return self.status_view(request, object_id, customer_restore, "restored")
+
+    def erase_view(self, request, object_id):
+        return self.status_view(
+            request,
+            object_id,
+            customer_erase,
+            "erased",
+            confirm=True,
+            action=ERASE,
+            fields=ERASED_FIELDS,
+        )
 
     # --- export --------------------------------------------------------------------------
 

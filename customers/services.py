@@ -38,8 +38,17 @@ from customers.validation import CustomerValidationError, clean_customer_fields
 
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 OPERATORS_GROUP = "Customer operators"
-# Operators view, add and change customers; archiving is their delete, so no hard delete.
-OPERATOR_PERMISSIONS = ("view_customer", "add_customer", "change_customer")
+# Operators view, add and change customers (archiving is their delete, so no hard delete),
+# and manage their tenants' webhook endpoints.
+OPERATOR_PERMISSIONS = (
+    "view_customer",
+    "add_customer",
+    "change_customer",
+    "view_webhookendpoint",
+    "add_webhookendpoint",
+    "change_webhookendpoint",
+    "delete_webhookendpoint",
+)
 
 
 class ServiceError(Exception):
