@@ -300,6 +300,7 @@ def change_page_queries(client, endpoint) -> tuple[int, str]:
 def test_the_change_page_lists_deliveries_and_attempts_without_n_plus_1(operator, scope_a):
     endpoint = endpoint_in(scope_a.scope)
     deliveries_for(scope_a.scope, endpoint, 2)
+    operator.get(change_url(endpoint))  # Django's per-process caches (content types) filled
     few, html = change_page_queries(operator, endpoint)
     assert "Recent deliveries (2)" in html
     assert "customer.created" in html
@@ -316,8 +317,12 @@ def test_the_change_page_lists_deliveries_and_attempts_without_n_plus_1(operator
             data={"external_id": f"e{number}", "name": f"N {number}"},
             actor=ACTOR,
         )
+    for delivery in WebhookDelivery.objects.filter(attempts__isnull=True):
+        WebhookAttempt.objects.create(delivery=delivery, status_code=502, duration_ms=7)
     many, html = change_page_queries(operator, endpoint)
     assert "Recent deliveries (12)" in html
+    assert html.count("HTTP 502") == 10
+    # The same queries for 2 deliveries as for 12, each with its attempts, customer and event.
     assert many == few
 
 
