@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import PAGE_VAR
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.paginator import Paginator
@@ -359,7 +360,7 @@ class CustomerAdmin(admin.ModelAdmin):
     def history_view(self, request, object_id, extra_context=None):
         """A customer's history is its event log: every change made through the API, these
         pages or a command, who made it and what it changed, newest first."""
-        customer = self.get_object(request, object_id)
+        customer = self.get_object(request, unquote(object_id))  # links quote ids, as Django's
         if customer is None or not self.has_view_or_change_permission(request, customer):
             messages.warning(request, "That customer is not one of your tenants'.")
             return HttpResponseRedirect(reverse("admin:customers_customer_changelist"))
@@ -385,7 +386,7 @@ class CustomerAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
-        customer = self.get_object(request, object_id)
+        customer = self.get_object(request, unquote(object_id))  # links quote ids, as Django's
         if customer is not None:
             children = customers_in_scope(scope=customer.scope).filter(parent_id=customer.pk)
             page = Paginator(

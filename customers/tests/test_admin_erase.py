@@ -4,6 +4,7 @@ services.customer_erase with the operator as actor, confined to the operator's t
 
 import pytest
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import quote
 from django.contrib.messages import get_messages
 from django.test import Client
 
@@ -124,3 +125,17 @@ def test_erasing_again_changes_nothing(operator, scope_a):
     operator.post(f"{CHANGELIST}{customer.pk}/erase/")
     operator.post(f"{CHANGELIST}{customer.pk}/erase/")
     assert CustomerEvent.objects.filter(customer_id=customer.pk).count() == 1
+
+
+def test_history_and_children_open_from_the_quoted_links_the_pages_write(operator, scope_a):
+    """Django's links quote ids (`cust_5F01...`): the History page and the children on the
+    change page must find the customer by them (as Django's own views unquote)."""
+    parent = make_customer(scope_a.environment, name="Parent Co")
+    make_customer(scope_a.environment, name="Child Co", parent=parent)
+    quoted = quote(parent.pk)
+    assert quoted != parent.pk
+    change = operator.get(f"{CHANGELIST}{quoted}/change/")
+    assert "Child Co" in change.content.decode()
+    history = operator.get(f"{CHANGELIST}{quoted}/history/")
+    assert history.status_code == 200
+    assert "History: Parent Co" in history.content.decode()
