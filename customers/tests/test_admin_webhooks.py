@@ -364,3 +364,18 @@ def test_the_endpoint_admin_page_names_no_secret_in_its_list(operator, scope_a):
     html = operator.get(LIST).content.decode()
     assert endpoint.secret not in html
     assert re.search(r"whsec_", html) is None
+
+
+def test_the_bulk_delete_action_goes_through_the_service_within_the_tenants(
+    operator, scope_a, scope_b
+):
+    mine = endpoint_in(scope_a.scope)
+    theirs = endpoint_in(scope_b.scope, url="https://theirs.example.com/b")
+    data = {"action": "delete_selected", "_selected_action": [mine.pk, theirs.pk]}
+    confirmation = operator.post(LIST, data)
+    assert confirmation.status_code == 200
+    assert mine.url in confirmation.content.decode()
+    assert theirs.url not in confirmation.content.decode()
+    response = operator.post(LIST, {**data, "post": "yes"})
+    assert response.status_code == 302
+    assert list(WebhookEndpoint.objects.values_list("pk", flat=True)) == [theirs.pk]
