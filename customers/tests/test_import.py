@@ -753,8 +753,8 @@ def test_rows_and_their_events_are_written_a_batch_at_a_time(scope_a, tmp_path, 
 
 
 def test_memory_does_not_grow_with_the_file(scope_a, tmp_path, monkeypatch, settings):
-    """Twenty times the rows, about the same peak: only a batch (and the rows that have a
-    parent, as id and line) is held, never the file. (Holding the rows: over 8 times.)"""
+    """Six times the rows, about the same peak: only a batch (and the rows that have a
+    parent, as id and line) is held, never the file."""
     monkeypatch.setattr(importer, "IMPORT_BATCH_ROWS", 100)
     # No query log kept meanwhile (it would grow with the queries, whatever the importer does).
     settings.DEBUG = False
@@ -771,9 +771,11 @@ def test_memory_does_not_grow_with_the_file(scope_a, tmp_path, monkeypatch, sett
         Customer.objects.all().delete()  # the next file reuses the ids
         return top
 
-    small = peak(300, "small.csv")
-    large = peak(6_000, "large.csv")
-    assert large < small * 3, (small, large)
+    # psycopg buffers a COPY's last couple of thousand rows: compare files past that.
+    small = peak(2_000, "small.csv")
+    large = peak(12_000, "large.csv")
+    # Measured: 1.1-1.2x; holding the rows (the importer before 8053c20): 2.6x.
+    assert large < small * 1.7, (small, large)
 
 
 def test_a_duplicate_found_by_the_database_is_named_before_a_later_bad_row(scope_a, tmp_path):
