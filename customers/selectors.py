@@ -32,6 +32,7 @@ from customers.filters import (
     SORT_COLUMNS,
     CustomerFilterSet,
     EventFilterSet,
+    StrictFilterSet,
 )
 from customers.models import Customer, CustomerEvent, CustomerStatus, CustomerStatusCount
 from customers.scope import Scope, TenantScope
@@ -146,7 +147,7 @@ COUNTABLE_FILTERS = frozenset({"status", "tenant", "environment"})
 NON_NARROWING_FILTERS = frozenset({"sort", "order"})
 
 
-def active_filters(filterset: CustomerFilterSet) -> dict[str, Any]:
+def active_filters(filterset: StrictFilterSet) -> dict[str, Any]:
     """The validated filters that narrow the list (not `sort` and `order`)."""
     return {
         name: value
@@ -394,13 +395,8 @@ def event_page(
     if not filterset.is_valid():
         raise CustomerFilterError(filterset.error_details)
     order = filterset.form.cleaned_data.get("order") or DEFAULT_ORDER
-    narrowing = {
-        name: value
-        for name, value in filterset.form.cleaned_data.items()
-        if value not in (None, "", [], ()) and name != "order"
-    }
     fingerprint = list_fingerprint(
-        scope=scope, cleaned=narrowing, sort=EVENT_CURSOR_SORT, order=order
+        scope=scope, cleaned=active_filters(filterset), sort=EVENT_CURSOR_SORT, order=order
     )
     queryset = filterset.qs
     if cursor is not None:
