@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from django.db import connection, models, transaction
 
 from customers.counts import customer_counts_add
-from customers.models import Customer
+from customers.models import Customer, CustomerEvent, WebhookAttempt, WebhookDelivery
 from customers.representation import row_as_dict
 from customers.scope import Scope
 from customers.shape import ROW_ATTRIBUTES
@@ -235,13 +235,22 @@ def write_counted(
     return written
 
 
+# write(rows=, scope=, report=, add_counts=False): a writer's way of writing its rows (and,
+# for the seeder, their events) in its transaction.
+RowsWriter = Callable[..., Written]
+
+
 def write_in_parallel(
     *,
     scope: Scope,
     sources: Sequence[Callable[[], Iterable[CustomerRow]]],
     progress: SharedProgress,
+    write: RowsWriter = write_counted,
 ) -> Written:
     """Write each source's rows on a connection of its own, all or none.
+
+    ``write`` writes one writer's rows in its transaction (``write_counted`` by default;
+    the seeder's also records their events).
 
     Each writer is a thread with its own connection and transaction; the database does the
     work (indexing), so the threads hardly compete for Python's lock. Each source must be
@@ -264,10 +273,10 @@ def write_in_parallel(
                 raise WriterFailedError("another writer failed")
             yield row
 
-    def write(writer: int) -> None:
+    def write_one(writer: int) -> None:
         try:
             with transaction.atomic():
-                written = write_counted(
+                written = write(
                     rows=checked(sources[writer]()),
                     scope=scope,
                     report=progress.reporter(writer),
@@ -289,7 +298,7 @@ def write_in_parallel(
                 turns[writer + 1].set()
             connection.close()
 
-    threads = [threading.Thread(target=write, args=(writer,)) for writer in range(writers)]
+    threads = [threading.Thread(target=write_one, args=(writer,)) for writer in range(writers)]
     turns[0].set()
     for thread in threads:
         thread.start()
@@ -321,12 +330,30 @@ def undo_committed(
     results: list[Written | None],
 ) -> None:
     """Undo the writers that committed before another failed: delete their rows (the
-    sources give them again) and take them off the per-status counts, in one transaction."""
+    sources give them again), their events and those events' webhook deliveries, and take
+    them off the per-status counts, in one transaction."""
     ids = [row.id for writer in committed for row in sources[writer]()]
     statuses: Counter[str] = Counter()
     for writer in committed:
         statuses.update(results[writer].statuses)
+    quote = connection.ops.quote_name
+    events = quote(CustomerEvent._meta.db_table)
+    in_scope = "tenant_id = %s AND environment_id = %s AND customer_id = ANY(%s)"
+    deliveries = quote(WebhookDelivery._meta.db_table)
     with transaction.atomic(), connection.cursor() as cursor:
+        for deleted in (
+            f"{quote(WebhookAttempt._meta.db_table)} WHERE delivery_id IN (SELECT id FROM"  # noqa: S608
+            f" {deliveries} WHERE event_id IN (SELECT id FROM {events} WHERE {in_scope}))",
+            f"{deliveries} WHERE event_id IN (SELECT id FROM {events} WHERE {in_scope})",  # noqa: S608
+        ):
+            cursor.execute(
+                f"DELETE FROM {deleted}",  # noqa: S608 (table names)
+                [scope.tenant_id, scope.environment_id, ids],
+            )
+        cursor.execute(
+            f"DELETE FROM {events} WHERE {in_scope}",  # noqa: S608 (table name)
+            [scope.tenant_id, scope.environment_id, ids],
+        )
         cursor.execute(
             f"DELETE FROM {connection.ops.quote_name(Customer._meta.db_table)}"  # noqa: S608 (table name)
             " WHERE tenant_id = %s AND environment_id = %s AND id = ANY(%s)",

@@ -22,13 +22,24 @@ import random
 import time
 import unicodedata
 from array import array
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 
 from django.db import IntegrityError, connection, transaction
 
-from customers.bulk import CustomerRow, SharedProgress, write_counted, write_in_parallel
+from customers.bulk import (
+    CustomerRow,
+    Reporter,
+    SharedProgress,
+    Written,
+    customer_row_object,
+    write_counted,
+    write_in_parallel,
+)
+from customers.events import Actor, customer_created_events_record
 from customers.exports import COLUMNS as EXPORT_COLUMNS
 from customers.ids import CUSTOMER_ID_PREFIX, ULID_LENGTH, ulid_bytes
 from customers.models import Customer, CustomerStatus, derived_keys_for
@@ -396,6 +407,47 @@ class SeedResult:
         return self.seeded / self.seconds if self.seconds > 0 else 0.0
 
 
+SEED_ACTOR = Actor.command("seed_customers")
+# Rows are written this many at a time, each batch followed by its events (as the importer
+# does): memory holds one batch's rows, whatever the count.
+SEED_EVENT_BATCH_ROWS = 20_000
+
+
+def write_with_events(
+    *, rows: Iterable[CustomerRow], scope: Scope, report: Reporter, add_counts: bool = True
+) -> Written:
+    """``write_counted`` a batch at a time, each batch's ``customer.created`` events (by
+    SEED_ACTOR) written after it in bulk, in the caller's transaction: COPY on PostgreSQL."""
+    iterator = iter(rows)
+    total = Written(statuses=Counter())
+    while True:
+        batch: list[CustomerRow] = []
+
+        def collected(batch=batch) -> Iterator[CustomerRow]:
+            for row in islice(iterator, SEED_EVENT_BATCH_ROWS):
+                batch.append(row)
+                yield row
+
+        done_before = sum(total.statuses.values())
+        written = write_counted(
+            rows=collected(),
+            scope=scope,
+            report=lambda phase, done, whole, before=done_before: report(
+                phase, before + done, whole
+            ),
+            add_counts=add_counts,
+        )
+        if batch:
+            customer_created_events_record(
+                customers=(customer_row_object(row, scope) for row in batch),
+                scope=scope,
+                actor=SEED_ACTOR,
+            )
+        total.add(written)
+        if len(batch) < SEED_EVENT_BATCH_ROWS:
+            return total
+
+
 class SeedError(Exception):
     """Seeding was refused or failed; nothing was written."""
 
@@ -440,7 +492,7 @@ def seed_customers(
         if writers == 1:
             with transaction.atomic():
                 rows = seed_customer_rows(scope=scope, count=count, seed=seed)
-                written = write_counted(rows=rows, scope=scope, report=progress.reporter(0))
+                written = write_with_events(rows=rows, scope=scope, report=progress.reporter(0))
         else:
             # Writer w writes every WRITERS-th block: a branch's parent is in its own block.
             sources = [
@@ -449,7 +501,9 @@ def seed_customers(
                 )
                 for w in range(writers)
             ]
-            written = write_in_parallel(scope=scope, sources=sources, progress=progress)
+            written = write_in_parallel(
+                scope=scope, sources=sources, progress=progress, write=write_with_events
+            )
     except IntegrityError as error:
         raise SeedError(
             f"could not write the customers of {scope} (seed {seed}); were they seeded"

@@ -14,7 +14,15 @@ from customers import bulk, seeding
 from customers.ids import CROCKFORD_BASE32
 from customers.importer import import_customers_csv
 from customers.management.commands.seed_customers import ProgressBar
-from customers.models import Customer, CustomerStatus, CustomerStatusCount
+from customers.models import (
+    Customer,
+    CustomerEvent,
+    CustomerStatus,
+    CustomerStatusCount,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from customers.representation import customer_as_dict
 from customers.scope import Scope
 from customers.seeding import seed_customer_rows
 from customers.services import environment_ensure
@@ -379,3 +387,99 @@ def test_a_writer_that_fails_after_another_committed_is_undone(monkeypatch):
         )
     assert not Customer.objects.exists()
     assert_counts_match_the_customers()
+
+
+# -- Events: every seeded customer's customer.created, in bulk, in the seeding's transaction --
+
+
+def assert_one_created_event_per_customer(scope: Scope) -> None:
+    customers = {c.id: c for c in Customer.objects.filter(**scope_filter(scope))}
+    events = list(CustomerEvent.objects.filter(**scope_filter(scope)))
+    assert len(events) == len(customers)
+    assert {event.customer_id for event in events} == set(customers)
+    for event in events:
+        assert (event.type, event.actor_type, event.actor_id) == (
+            "customer.created",
+            "command",
+            "seed_customers",
+        )
+        assert event.data == {
+            "object": customer_as_dict(customers[event.customer_id]),
+            "previous_attributes": {},
+        }
+
+
+def scope_filter(scope: Scope) -> dict[str, str]:
+    return {"tenant_id": scope.tenant_id, "environment_id": scope.environment_id}
+
+
+def subscribe(scope: Scope) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.create(
+        **scope_filter(scope),
+        url="https://hooks.example.com/crm",
+        enabled_events=["customer.created"],
+        secret="whsec_" + "QUJD" * 8,
+    )
+
+
+@pytest.mark.django_db
+def test_seeding_records_a_created_event_per_customer_and_their_deliveries(monkeypatch):
+    monkeypatch.setattr(seeding, "SEED_EVENT_BATCH_ROWS", 70)  # several batches
+    environment_ensure(tenant_id=SCOPE.tenant_id, environment_id=SCOPE.environment_id)
+    endpoint = subscribe(SCOPE)
+    seed(250, SCOPE.tenant_id, SCOPE.environment_id)
+    check_deferred_constraints()
+    assert_one_created_event_per_customer(SCOPE)
+    deliveries = WebhookDelivery.objects.filter(endpoint=endpoint)
+    assert deliveries.count() == 250
+    assert set(deliveries.values_list("event_id", flat=True)) == set(
+        CustomerEvent.objects.values_list("id", flat=True)
+    )
+
+
+@pytest.mark.django_db
+def test_a_refused_seeding_records_no_event():
+    seed(50, SCOPE.tenant_id, SCOPE.environment_id)
+    with pytest.raises(CommandError, match="seeded already"):
+        seed(50, SCOPE.tenant_id, SCOPE.environment_id)
+    assert CustomerEvent.objects.count() == 50
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_several_writers_record_each_customers_event(monkeypatch):
+    monkeypatch.setattr(seeding, "SEED_BLOCK_SIZE", 100)
+    monkeypatch.setattr(seeding, "SEED_EVENT_BATCH_ROWS", 40)
+    seeding.seed_customers(
+        tenant_id=SCOPE.tenant_id, environment_id=SCOPE.environment_id, count=450, seed=3, writers=2
+    )
+    assert_one_created_event_per_customer(SCOPE)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_undone_writer_leaves_no_event_nor_delivery(monkeypatch):
+    monkeypatch.setattr(seeding, "SEED_BLOCK_SIZE", 100)
+    environment_ensure(tenant_id=SCOPE.tenant_id, environment_id=SCOPE.environment_id)
+    subscribe(SCOPE)
+    real_counts_add = bulk.customer_counts_add
+    calls = []
+
+    def counts_add_failing_the_second_time(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 2:  # the second writer, after the first has committed
+            raise RuntimeError("the connection went away")
+        return real_counts_add(**kwargs)
+
+    monkeypatch.setattr(bulk, "customer_counts_add", counts_add_failing_the_second_time)
+    with pytest.raises(RuntimeError, match="went away"):
+        seeding.seed_customers(
+            tenant_id=SCOPE.tenant_id,
+            environment_id=SCOPE.environment_id,
+            count=450,
+            seed=3,
+            writers=2,
+        )
+    assert not Customer.objects.exists()
+    assert not CustomerEvent.objects.exists()
+    assert not WebhookDelivery.objects.exists()
