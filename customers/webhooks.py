@@ -6,10 +6,10 @@
 - Deliveries: one row per event and subscribed enabled endpoint, inserted by
   ``customers.events`` in the event's own transaction (a rolled-back change delivers
   nothing). Requests never send anything themselves.
-- ``deliver_due``: what ``deliver_webhooks`` runs. Due deliveries are claimed in a short
-  transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) that moves them a lease ahead, then
-  sent outside any transaction, each result recorded in its own. A worker killed mid-batch
-  loses nothing: its claims expire and another worker takes them.
+- ``deliver_due``: what ``deliver_webhooks`` runs. Due deliveries are claimed with
+  ``customers.jobs.claim`` (a short ``FOR UPDATE SKIP LOCKED`` transaction that moves them
+  a lease ahead), then sent outside any transaction, each result recorded in its own. A
+  worker killed mid-batch loses nothing: its claims expire and another worker takes them.
 """
 
 import contextlib
@@ -20,7 +20,6 @@ import logging
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,10 +27,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from customers import jobs
 from customers.bulk import bulk_insert
 from customers.ids import WEBHOOK_ENDPOINT_ID_PREFIX, new_webhook_secret
 from customers.models import (
@@ -74,7 +74,6 @@ CLAIM_BATCH_SIZE = 20
 # A claim is renewed when less than this is left of it before an attempt.
 LEASE_MARGIN = timedelta(seconds=5)
 USER_AGENT = "customer-crm-webhooks/1"
-DATABASE_RETRY_SECONDS = 5.0
 
 
 def lease_duration() -> timedelta:
@@ -581,42 +580,6 @@ def due_deliveries(*, now: datetime):
     ).order_by("next_attempt_at", "id")
 
 
-def deliveries_claim(*, limit: int, token: str) -> tuple[list[int], datetime]:
-    """Claim up to ``limit`` due deliveries for ``token``, in one short transaction: each is
-    moved a lease ahead, so that no other worker takes it meanwhile, and so that, should this
-    worker die, another takes it when the lease ends. Returns the ids and the lease's end."""
-    now = timezone.now()
-    lease_end = now + lease_duration()
-    with transaction.atomic():
-        due = due_deliveries(now=now)
-        if connection.features.has_select_for_update_skip_locked:
-            # Rows another worker is claiming are skipped, not waited for.
-            due = due.select_for_update(skip_locked=True)
-        # (SQLite: the transaction is IMMEDIATE, so claims are one at a time anyway.)
-        ids = list(due.values_list("id", flat=True)[:limit])
-        if ids:
-            WebhookDelivery.objects.filter(pk__in=ids).update(
-                next_attempt_at=lease_end, claimed_until=lease_end, claim_token=token
-            )
-    return ids, lease_end
-
-
-def claims_renew(*, ids: Sequence[int], token: str) -> datetime:
-    lease_end = timezone.now() + lease_duration()
-    WebhookDelivery.objects.filter(pk__in=ids, claim_token=token).update(
-        next_attempt_at=lease_end, claimed_until=lease_end
-    )
-    return lease_end
-
-
-def claims_release(*, ids: Sequence[int], token: str) -> None:
-    """Give back what this worker claimed and did not try (it is due again at once)."""
-    if ids:
-        WebhookDelivery.objects.filter(pk__in=ids, claim_token=token).update(
-            next_attempt_at=timezone.now(), claimed_until=None, claim_token=""
-        )
-
-
 def attempt_record(*, delivery: WebhookDelivery, token: str, result: AttemptResult) -> str:
     """Keep the attempt and move the delivery on (done, failed, or due again later); returns
     the delivery's status. A claim lost meanwhile (a lease that ran out) keeps the attempt
@@ -666,8 +629,10 @@ class WorkerStats:
 
 def deliver_batch(*, stop: threading.Event, stats: WorkerStats) -> int:
     """Claim a batch of due deliveries and try each; how many were claimed."""
-    token = uuid.uuid4().hex
-    ids, lease_end = deliveries_claim(limit=CLAIM_BATCH_SIZE, token=token)
+    held = jobs.claim(
+        due_deliveries(now=timezone.now()), limit=CLAIM_BATCH_SIZE, lease=lease_duration()
+    )
+    ids, token = held.ids, held.token
     if not ids:
         return 0
     deliveries = {
@@ -679,10 +644,10 @@ def deliver_batch(*, stop: threading.Event, stats: WorkerStats) -> int:
     remaining = list(ids)
     while remaining:
         if stop.is_set():
-            claims_release(ids=remaining, token=token)
+            held.release(remaining)
             break
-        if timezone.now() + timedelta(seconds=DELIVERY_TIMEOUT_SECONDS) + LEASE_MARGIN > lease_end:
-            lease_end = claims_renew(ids=remaining, token=token)
+        if held.needs_renewal(within=timedelta(seconds=DELIVERY_TIMEOUT_SECONDS) + LEASE_MARGIN):
+            held.renew(lease=lease_duration(), ids=remaining)
         delivery = deliveries.get(remaining.pop(0))
         if delivery is None:
             continue  # its endpoint was deleted meanwhile
@@ -718,22 +683,12 @@ def deliver_due(
     *, once: bool, stop: threading.Event | None = None, poll_seconds: float = 1.0
 ) -> WorkerStats:
     """Deliver until ``stop`` is set (``once``: until nothing is due, then return)."""
-    stop = stop or threading.Event()
     stats = WorkerStats()
-    while not stop.is_set():
-        try:
-            claimed = deliver_batch(stop=stop, stats=stats)
-        except (OperationalError, InterfaceError):
-            if once:
-                raise
-            # The database is away: what was claimed comes due when its lease ends.
-            logger.exception("deliver_webhooks: the database is unavailable, retrying")
-            connection.close()
-            stop.wait(DATABASE_RETRY_SECONDS)
-            continue
-        if not claimed:
-            if once:
-                break
-            connection.close()  # nothing to do: no connection held while idle
-            stop.wait(poll_seconds)
+    jobs.run_worker(
+        lambda stop: deliver_batch(stop=stop, stats=stats),
+        name="deliver_webhooks",
+        once=once,
+        stop=stop,
+        poll_seconds=poll_seconds,
+    )
     return stats

@@ -1,11 +1,9 @@
 """`deliver_webhooks [--once]`: send due webhook deliveries until SIGTERM (or, with `--once`,
 until nothing is due). Run as many as you like, on as many machines: see customers.webhooks."""
 
-import signal
-import threading
-
 from django.core.management.base import BaseCommand
 
+from customers.jobs import stop_on_signals
 from customers.webhooks import deliver_due
 
 
@@ -27,16 +25,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, once: bool, poll_seconds: float, **options):
-        stop = threading.Event()
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for number in (signal.SIGTERM, signal.SIGINT):
-                previous[number] = signal.signal(number, lambda *_: stop.set())
-        try:
+        with stop_on_signals() as stop:
             stats = deliver_due(once=once, stop=stop, poll_seconds=poll_seconds)
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
         self.stdout.write(
             f"{stats.attempts} attempts: {stats.succeeded} delivered, {stats.retried} to retry, "
             f"{stats.failed} failed"
