@@ -500,6 +500,15 @@ def repeated_in_file(
 def database_problem(*, rows: list[CustomerRow], scope: Scope) -> ImportRowError | None:
     """The earliest of ``rows`` whose id exists already or whose live external id is used
     by a live customer of the scope."""
+    problems = database_problems(rows=rows, scope=scope, first_only=True)
+    return min(problems, key=lambda problem: problem.line) if problems else None
+
+
+def database_problems(
+    *, rows: list[CustomerRow], scope: Scope, first_only: bool = False
+) -> list[ImportRowError]:
+    """The rows whose id exists already or whose live external id is used by a live
+    customer of the scope, in file order for each kind (``first_only``: the first of each)."""
     problems: list[ImportRowError] = []
     taken_ids = existing_ids(ids=[row.id for row in rows])
     for row in rows:
@@ -507,7 +516,8 @@ def database_problem(*, rows: list[CustomerRow], scope: Scope) -> ImportRowError
             problems.append(
                 ImportRowError(line=row.line, field="id", message=f"id {row.id!r} exists already")
             )
-            break  # rows are in file order: the first is the earliest
+            if first_only:
+                break  # rows are in file order: the first is the earliest
     live_rows = [row for row in rows if row.status != CustomerStatus.ARCHIVED]
     taken = live_external_ids_in_scope(
         external_ids=[row.external_id for row in live_rows], scope=scope
@@ -522,8 +532,9 @@ def database_problem(*, rows: list[CustomerRow], scope: Scope) -> ImportRowError
                     f" {taken[row.external_id]!r} of {scope}, which is not archived",
                 )
             )
-            break
-    return min(problems, key=lambda problem: problem.line) if problems else None
+            if first_only:
+                break
+    return problems
 
 
 def check_parents_in_scope(*, parents: ParentLinks, scope: Scope) -> None:
@@ -559,13 +570,25 @@ def outside_parent_error(*, parent_id: str, line: int, scope: Scope) -> ImportRo
 def outside_parent_problem(*, links: list[tuple[str, int]], scope: Scope) -> ImportRowError | None:
     """The earliest of ``links`` (parent id, line), parents not in the file, whose parent
     is not a customer of the scope."""
+    problems = outside_parent_problems(links=links, scope=scope, limit=1)
+    return problems[0] if problems else None
+
+
+def outside_parent_problems(
+    *, links: list[tuple[str, int]], scope: Scope, limit: int | None = None
+) -> list[ImportRowError]:
+    """Those of ``links`` (parent id, line, in file order) whose parent is not a customer
+    of the scope, at most ``limit``."""
+    problems: list[ImportRowError] = []
     if not links:
-        return None
+        return problems
     parents_in_scope = customer_ids_in_scope(ids=[parent for parent, _ in links], scope=scope)
     for parent_id, line in links:
         if parent_id not in parents_in_scope:
-            return outside_parent_error(parent_id=parent_id, line=line, scope=scope)
-    return None
+            problems.append(outside_parent_error(parent_id=parent_id, line=line, scope=scope))
+            if limit is not None and len(problems) >= limit:
+                break
+    return problems
 
 
 def lookup_batches(values: list[str]) -> Iterator[list[str]]:
@@ -629,7 +652,14 @@ def customer_ids_in_scope(*, ids: list[str], scope: Scope) -> set[str]:
 
 
 def check_no_parent_cycles(*, parents: ParentLinks) -> None:
-    """Raise for the earliest row that would be its own ancestor.
+    """Raise for the earliest row that would be its own ancestor."""
+    problems = parent_cycle_problems(parents=parents)
+    if problems:
+        raise min(problems, key=lambda problem: problem.line)
+
+
+def parent_cycle_problems(*, parents: ParentLinks) -> list[ImportRowError]:
+    """One problem per loop of parents, naming the loop's earliest row.
 
     Customers already stored cannot point at a row of the file, so only parents within the
     file can close a loop, and every row of a loop has a parent: the loop runs through
@@ -655,8 +685,7 @@ def check_no_parent_cycles(*, parents: ParentLinks) -> None:
             problems.append(cycle_problem(loop=loop, parents=parents))
         for walked_id in walk:
             state[walked_id] = finished
-    if problems:
-        raise min(problems, key=lambda problem: problem.line)
+    return problems
 
 
 def cycle_problem(*, loop: list[str], parents: ParentLinks) -> ImportRowError:
@@ -668,3 +697,156 @@ def cycle_problem(*, loop: list[str], parents: ParentLinks) -> ImportRowError:
         ordered = loop[start:] + loop[:start] + [first]
         message = "parent_customer_id makes a cycle: " + " -> ".join(ordered)
     return ImportRowError(line=parents.line_of(first), field="parent_customer_id", message=message)
+
+
+# -- The dry run: every check, nothing written ----------------------------------------------
+
+DRY_RUN_MAX_PROBLEMS = 50
+DRY_RUN_PREVIEW_ROWS = 10
+# In a preview, what the import will decide (a new id, the import's time).
+AT_IMPORT = None
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunResult:
+    rows: int  # records read that are customers (good or bad)
+    problems: list[ImportRowError]  # the first ones, in line order
+    problem_count: int  # all of them (more than ``problems`` holds when there are many)
+    preview: list[dict[str, Any]]  # the first good rows as the import would store them
+    complete: bool  # False: reading stopped early (a bad header, bad bytes, broken CSV)
+
+    @property
+    def importable(self) -> bool:
+        return self.problem_count == 0 and self.complete
+
+
+def dry_run_customers_csv(
+    *,
+    path: str | os.PathLike[str],
+    tenant_id: str,
+    environment_id: str,
+    max_problems: int = DRY_RUN_MAX_PROBLEMS,
+    preview_rows: int = DRY_RUN_PREVIEW_ROWS,
+    on_progress: ProgressCallback | None = None,
+) -> DryRunResult:
+    """The import's checks on the whole file, writing nothing: each record with the shared
+    field rules, ids and live external ids repeated in the file or taken in the database,
+    parents outside the file and the scope, parent cycles. Unlike the import it goes on
+    past a bad record, to count the problems and keep the first ``max_problems``.
+
+    Holds a hash and a line number per row (duplicates in the file) and the rows that have a
+    parent, as the import's refusal path does; the rows themselves a batch at a time.
+    """
+    scope = existing_scope(tenant_id=tenant_id, environment_id=environment_id)
+    started = time.perf_counter()
+    problems: list[ImportRowError] = []
+    count = 0
+    problem_count = 0
+
+    def found(problem: ImportRowError) -> None:
+        nonlocal problem_count
+        problem_count += 1
+        problems.append(problem)
+        if len(problems) > 2 * max_problems:  # keep the earliest lines, not every problem
+            problems.sort(key=lambda problem: problem.line)
+            del problems[max_problems:]
+
+    def report(phase: str, done: int) -> None:
+        if on_progress is not None:
+            on_progress(
+                ImportProgress(
+                    phase=phase, done=done, total=None, seconds=time.perf_counter() - started
+                )
+            )
+
+    first_line_of_id: dict[int, int] = {}
+    first_line_of_live_external_id: dict[int, int] = {}
+    parents = ParentLinks()
+    preview: list[dict[str, Any]] = []
+    batch: list[CustomerRow] = []
+    complete = True
+    import_time = timezone.now()
+    report("reading", 0)
+    try:
+        with open(path, "rb") as csv_file:
+            records = csv_records(decoded_lines(csv_file))
+            columns = read_header(records)
+            for line, cells in records:
+                count += 1
+                if count % PROGRESS_EVERY_ROWS == 0:
+                    report("reading", count)
+                if len(cells) != len(columns):
+                    found(
+                        ImportRowError(
+                            line=line,
+                            field=None,
+                            message=f"the record has {len(cells)} cells but the header has"
+                            f" {len(columns)}",
+                        )
+                    )
+                    continue
+                named = dict(zip(columns, cells, strict=True))
+                try:
+                    row = customer_row(line=line, cells=named, scope=scope, now=import_time)
+                except ImportRowError as problem:
+                    found(problem)
+                    continue
+                repeated = repeated_in_file(
+                    row=row, ids=first_line_of_id, live=first_line_of_live_external_id
+                )
+                if repeated is not None:
+                    found(repeated)
+                    continue
+                parents.add(row)
+                if len(preview) < preview_rows:
+                    preview.append(preview_of(row=row, cells=named))
+                batch.append(row)
+                if len(batch) >= LOOKUP_BATCH_SIZE:
+                    for problem in database_problems(rows=batch, scope=scope):
+                        found(problem)
+                    batch.clear()
+    except ImportRowError as problem:  # the header, bytes that are not UTF-8, broken CSV
+        found(problem)
+        complete = False
+    except OSError as error:
+        raise CustomerImportError(f"cannot read {os.fspath(path)!r}: {error.strerror}") from None
+    report("checking", count)
+    if complete:
+        for problem in database_problems(rows=batch, scope=scope):
+            found(problem)
+        outside = [
+            (parent_id, line)
+            for parent_id, line in parents.of.values()
+            if hash(parent_id) not in first_line_of_id
+        ]
+        for problem in outside_parent_problems(links=outside, scope=scope):
+            found(problem)
+        for problem in parent_cycle_problems(parents=parents):
+            found(problem)
+    problems.sort(key=lambda problem: problem.line)
+    return DryRunResult(
+        rows=count,
+        problems=problems[:max_problems],
+        problem_count=problem_count,
+        preview=preview,
+        complete=complete,
+    )
+
+
+def preview_of(*, row: CustomerRow, cells: dict[str, str]) -> dict[str, Any]:
+    """A row as the import would store it, by the API's field names; what the import
+    decides itself (a new id, the import's time for missing timestamps) is ``AT_IMPORT``."""
+    given = {column for column, text in cells.items() if text != ""}
+    values = row._asdict()
+    preview: dict[str, Any] = {"line": row.line}
+    for field in FIELD_NAMES:
+        if field in SCOPE_COLUMNS:
+            continue
+        attribute = "parent_id" if field == "parent_customer_id" else field
+        value = values[attribute]
+        if field == "id" and "id" not in given:
+            value = AT_IMPORT
+        elif field in TIMESTAMP_COLUMNS:
+            value = value.isoformat() if given & TIMESTAMP_COLUMNS else AT_IMPORT
+        preview[field] = value
+    return preview

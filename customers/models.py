@@ -235,6 +235,12 @@ class Customer(models.Model):
                 fields=["tenant", "environment", "status", "created_at", "id"],
                 name="customer_scope_status",
             ),
+            # The dashboard's "archived in the last 7 / 30 days" (status=archived and
+            # updated_at[gte], the list's own filters): an index-only range.
+            models.Index(
+                fields=["tenant", "environment", "status", "updated_at", "id"],
+                name="customer_scope_status_updated",
+            ),
             models.Index(fields=["parent"], name="customer_parent"),
         ]
 
@@ -448,6 +454,12 @@ class WebhookDelivery(models.Model):
             ),
             # An endpoint's recent deliveries (and the foreign key's check on delete).
             models.Index(fields=["endpoint", "created_at", "id"], name="webhook_delivery_endpoint"),
+            # The dashboard's endpoints with failing deliveries: only those rows.
+            models.Index(
+                fields=["endpoint", "created_at"],
+                name="webhook_delivery_failing",
+                condition=Q(status="failed") | Q(status="pending", attempt_count__gt=0),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -475,3 +487,102 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery_id} at {self.attempted_at:%Y-%m-%d %H:%M:%S}: {self.status_code}"
+
+
+# -- Imports from the admin ---------------------------------------------------------------------
+
+
+class ImportStatus(models.TextChoices):
+    CHECKING = "checking", "Checking"  # the dry run is due or running
+    CHECKED = "checked", "Ready to import"  # the dry run found nothing wrong
+    INVALID = "invalid", "Problems found"  # the dry run found problems: nothing to import
+    QUEUED = "queued", "Importing"  # the import is due or running
+    IMPORTED = "imported", "Imported"
+    FAILED = "failed", "Failed"
+
+
+# What a worker claims (customers.jobs): the dry run and the import.
+IMPORT_DUE_STATUSES = (ImportStatus.CHECKING, ImportStatus.QUEUED)
+
+
+class ImportJob(models.Model):
+    """A CSV uploaded in the admin into one scope: its dry run, then its import.
+
+    The file is in ``ImportFileChunk`` rows (any worker, on any machine, reads it from the
+    database). A worker claims the job (customers.jobs) for the dry run, then again for the
+    import; ``phase``, ``rows_done`` and ``progress_at`` are written by the worker as it goes
+    (on a connection of their own: the import's transaction is still open).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, db_index=False)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, db_index=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    # Kept as they were, should the users be deleted.
+    created_by_name = models.CharField(max_length=150)
+    imported_by_name = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    file_name = models.CharField(max_length=255)
+    file_size = models.BigIntegerField()
+    status = CodePointCharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.CHECKING
+    )
+    # The dry run's findings.
+    rows_total = models.BigIntegerField(null=True, blank=True)
+    problem_count = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list)  # the first ones: {"line", "field", "message"}
+    preview = models.JSONField(default=list)  # the first rows as they would be stored
+    # Progress of the stage in hand.
+    phase = models.CharField(max_length=32, blank=True, default="")
+    rows_done = models.BigIntegerField(default=0)
+    stage_started_at = models.DateTimeField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    # The outcome.
+    imported_count = models.BigIntegerField(null=True, blank=True)
+    import_seconds = models.FloatField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    # The claim (customers.jobs).
+    attempt_count = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # The scope's imports, newest first (the list, the dashboard).
+            models.Index(
+                fields=["tenant", "environment", "created_at", "id"], name="import_scope_created"
+            ),
+            # The workers' claim: dry runs and imports due, oldest due first.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                name="import_job_due",
+                condition=Q(status__in=["checking", "queued"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.get_status_display()})"
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(tenant_id=self.tenant_id, environment_id=self.environment_id)
+
+
+class ImportFileChunk(models.Model):
+    """One piece of an uploaded file, in order: the file stays in the database, where every
+    worker can read it, and no row holds more than ``customers.import_jobs.CHUNK_BYTES``."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="import_chunk_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} #{self.number}"
