@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from customers import admin_webhooks  # noqa: F401  (registers the webhook endpoints' pages)
+from customers import admin_import, admin_webhooks  # noqa: F401  (register their pages)
 from customers.access import (
     current_environment,
     lists_all_environments,

@@ -550,6 +550,7 @@ class ImportJob(models.Model):
     claim_token = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
+        verbose_name = "customer import"
         indexes = [
             # The scope's imports, newest first (the list, the dashboard).
             models.Index(

@@ -54,6 +54,9 @@ class Migration(migrations.Migration):
                 ('claimed_until', models.DateTimeField(blank=True, null=True)),
                 ('claim_token', models.CharField(blank=True, default='', max_length=32)),
             ],
+            options={
+                'verbose_name': 'customer import',
+            },
         ),
         migrations.AddIndex(
             model_name='customer',
