@@ -61,11 +61,10 @@ from customers.access import (
 )
 from customers.filters import (
     BOUND_LOOKUPS,
-    DEFAULT_ORDER,
-    DEFAULT_SORT,
     SORT_COLUMNS,
     CustomerFilterSet,
     customer_ordering,
+    list_sort_keys,
 )
 from customers.models import Customer, CustomerStatus
 from customers.selectors import (
@@ -185,8 +184,7 @@ class CustomerListing:
     @property
     def ordering(self) -> list[OrderBy]:
         cleaned = getattr(self.filterset.form, "cleaned_data", {})
-        sort, order = cleaned.get("sort") or DEFAULT_SORT, cleaned.get("order") or DEFAULT_ORDER
-        return customer_ordering(sort, order)
+        return customer_ordering(list_sort_keys(cleaned))
 
     def count(self) -> tuple[int, bool]:
         """(how many match, whether the search stopped counting): see

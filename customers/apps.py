@@ -7,5 +7,10 @@ class CustomersConfig(AppConfig):
     verbose_name = "Customers"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         # Registers the OpenAPI description of ApiKeyAuthentication with drf-spectacular.
         import customers.api.schema  # noqa: F401
+        from customers.conditions import register_sqlite_functions
+
+        connection_created.connect(register_sqlite_functions, dispatch_uid="crm_sqlite_functions")

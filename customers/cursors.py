@@ -10,6 +10,8 @@ The page after a row is read with a row comparison, ``(sort column, id) > (value
 the cost does not grow with the depth. A nullable sort column (`email`) needs two ranges,
 since NULLs sort after every email ascending and before them descending: the rows after
 the last one are the rest of its range, then the whole other range (``keyset_ranges``).
+An order of several keys (the search body's `sort` list) is read the same way, one range
+per key from the last to the first.
 """
 
 import hashlib
@@ -21,7 +23,7 @@ from typing import Any
 from django.core import signing
 from django.db.models import BooleanField, Expression, F, Q, QuerySet, Value
 
-from customers.filters import NULLABLE_SORT_COLUMNS, SORT_COLUMNS, customer_ordering
+from customers.filters import NULLABLE_SORT_COLUMNS, SortKey, customer_ordering
 from customers.models import Customer
 from customers.scope import Scope, TenantScope
 
@@ -35,10 +37,14 @@ class CursorError(Exception):
 
 @dataclass(frozen=True)
 class CursorPosition:
-    """Where a page ends: its last row's sort value (None for a missing email) and id."""
+    """Where a page ends: its last row's sort value (None for a missing email), a tuple of
+    them for an order of several keys, and its id."""
 
     value: Any
     id: str
+
+    def values(self, count: int) -> tuple:
+        return self.value if count > 1 else (self.value,)
 
 
 def list_fingerprint(*, scope: Scope | TenantScope, cleaned: dict[str, Any], sort: str, order: str):
@@ -54,34 +60,55 @@ def list_fingerprint(*, scope: Scope | TenantScope, cleaned: dict[str, Any], sor
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def encode_cursor(position: CursorPosition, *, fingerprint: str, sort: str) -> str:
+def timestamp_text(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def encode_cursor(position: CursorPosition, *, fingerprint: str) -> str:
     value = position.value
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    payload = {"f": fingerprint, "v": value, "i": position.id}
+    value = [timestamp_text(item) for item in value] if isinstance(value, tuple) else value
+    payload = {"f": fingerprint, "v": timestamp_text(value), "i": position.id}
     return signing.dumps(payload, salt=SALT, compress=True)
 
 
+MALFORMED = "is not a cursor this API made (malformed or altered)"
+
+
 def decode_cursor(
-    cursor: str, *, fingerprint: str, sort: str, timestamp: bool | None = None
+    cursor: str,
+    *,
+    fingerprint: str,
+    keys: tuple[SortKey, ...] | None = None,
+    timestamp: bool = False,
 ) -> CursorPosition:
+    """The position a cursor holds, for the list of ``fingerprint`` ordered by ``keys`` (a
+    customer list) or by a timestamp (``timestamp=True``: the event log)."""
     try:
         payload = signing.loads(cursor, salt=SALT)
     except signing.BadSignature:
-        raise CursorError("is not a cursor this API made (malformed or altered)") from None
+        raise CursorError(MALFORMED) from None
     if not isinstance(payload, dict) or set(payload) != {"f", "v", "i"}:
-        raise CursorError("is not a cursor this API made (malformed or altered)")
+        raise CursorError(MALFORMED)
     if payload["f"] != fingerprint:
         raise CursorError(
             "was made for another list: the scope, filters, sort and order must be those of"
             " the request that returned it (only limit may change)"
         )
-    value = payload["v"]
-    if timestamp is None:
-        timestamp = SORT_COLUMNS[sort] in TIMESTAMP_COLUMNS
-    if timestamp and value is not None:
-        value = datetime.fromisoformat(value)
-    return CursorPosition(value=value, id=payload["i"])
+    if keys is None:
+        value = payload["v"]
+        if timestamp and value is not None:
+            value = datetime.fromisoformat(value)
+        return CursorPosition(value=value, id=payload["i"])
+    values = payload["v"] if len(keys) > 1 else [payload["v"]]
+    if not isinstance(values, list) or len(values) != len(keys):
+        raise CursorError(MALFORMED)
+    values = tuple(
+        datetime.fromisoformat(value)
+        if key.column in TIMESTAMP_COLUMNS and value is not None
+        else value
+        for key, value in zip(keys, values, strict=True)
+    )
+    return CursorPosition(value=values if len(keys) > 1 else values[0], id=payload["i"])
 
 
 class RowComparison(Expression):
@@ -113,28 +140,55 @@ class RowComparison(Expression):
         return f"({sql[0]}, {sql[1]}) {self.operator} ({sql[2]}, {sql[3]})", params
 
 
+def equal_to(key: SortKey, value: Any) -> Q:
+    if value is None:
+        return Q(**{f"{key.column}__isnull": True})
+    return Q(**{key.column: value})
+
+
+def strictly_after(key: SortKey, value: Any) -> list[Q]:
+    """The rows whose ``key`` comes after ``value``, as consecutive ranges in its order:
+    NULLs (a missing email) come after every value ascending and before them descending."""
+    nullable = key.column in NULLABLE_SORT_COLUMNS
+    if value is None:
+        return [Q(**{f"{key.column}__isnull": False})] if key.descending else []
+    lookup = "lt" if key.descending else "gt"
+    ranges = [Q(**{f"{key.column}__{lookup}": value})]
+    if nullable and not key.descending:
+        ranges.append(Q(**{f"{key.column}__isnull": True}))
+    return ranges
+
+
 def keyset_ranges(
-    queryset: QuerySet, *, sort: str, order: str, after: CursorPosition
+    queryset: QuerySet, *, keys: tuple[SortKey, ...], after: CursorPosition
 ) -> list[QuerySet]:
     """The rows after ``after``, as consecutive ranges of ``queryset`` (each in total order).
 
-    Reading them one after the other, until a page is full, gives the page that follows.
+    Reading them one after the other, until a page is full, gives the page that follows:
+    first the rows equal to ``after`` on every key with a later id, then those equal on all
+    keys but the last and later on it, and so on up to those later on the first key. Where
+    the id runs in the last key's direction, the first two are one row comparison
+    (``(column, id) > (value, id)``): for the list's one-key orders, one index range.
     """
-    column = SORT_COLUMNS[sort]
-    descending = order == "desc"
-    ordering = customer_ordering(sort, order)
-    ordered = queryset.order_by(*ordering)
-    if column not in NULLABLE_SORT_COLUMNS:
-        return [ordered.filter(RowComparison(column, after, descending=descending))]
-    tie_break = Q(id__lt=after.id) if descending else Q(id__gt=after.id)
-    null = Q(**{f"{column}__isnull": True})
-    if after.value is None:
-        # Among the NULLs: the rest of them, then (descending, NULLs first) every email.
-        rest_of_nulls = ordered.filter(null & tie_break)
-        if descending:
-            return [rest_of_nulls, ordered.filter(~null)]
-        return [rest_of_nulls]
-    after_value = ordered.filter(RowComparison(column, after, descending=descending))
-    if descending:
-        return [after_value]
-    return [after_value, ordered.filter(null)]  # ascending: the NULLs come last
+    values = after.values(len(keys))
+    ordered = queryset.order_by(*customer_ordering(keys))
+    id_descending = keys[0].descending
+    id_after = Q(id__lt=after.id) if id_descending else Q(id__gt=after.id)
+    ranges: list[Q] = []
+    last = len(keys) - 1
+    for level in range(last, -1, -1):
+        prefix = Q()
+        for key, value in zip(keys[:level], values[:level], strict=True):
+            prefix &= equal_to(key, value)
+        key, value = keys[level], values[level]
+        later = strictly_after(key, value)
+        if level == last and key.descending == id_descending and value is not None:
+            position = CursorPosition(value=value, id=after.id)
+            comparison = RowComparison(key.column, position, descending=key.descending)
+            ranges.append(prefix & Q(comparison))
+            ranges += [prefix & part for part in later[1:]]
+            continue
+        if level == last:
+            ranges.append(prefix & equal_to(key, value) & id_after)
+        ranges += [prefix & part for part in later]
+    return [ordered.filter(part) for part in ranges]

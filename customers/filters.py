@@ -7,7 +7,9 @@ scope is never a parameter: callers hand in a queryset already confined to it.
 
 import copy
 import re
-from datetime import UTC, date, datetime, time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import django_filters
 from django import forms
@@ -17,12 +19,17 @@ from django.db.models import F, OrderBy, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
 
+from customers.conditions import apply_conditions, parse_conditions, path_error
 from customers.models import Customer, CustomerEvent, CustomerEventType, CustomerStatus
 from customers.shape import MAX_METADATA_KEY_LENGTH
-from customers.text import text_problem
+from customers.text import abbreviated, text_problem
+from customers.values import (
+    MAX_LIST_VALUES,
+    MAX_VALUE_LENGTH,
+    check_single_value,
+    parse_bound,
+)
 
-MAX_LIST_VALUES = 1000
-MAX_VALUE_LENGTH = 255
 MIN_SEARCH_WORD_LENGTH = 3
 MAX_SEARCH_WORDS = 10
 MAX_METADATA_FILTERS = 10
@@ -51,26 +58,40 @@ ORDER_CHOICES = [("asc", "asc"), ("desc", "desc")]
 HAS_PARENT_CHOICES = [("true", "true"), ("false", "false")]
 
 
-def customer_ordering(sort: str, order: str) -> list[OrderBy]:
-    """The total ordering for a sort: the column, then ``id`` in the same direction.
+@dataclass(frozen=True)
+class SortKey:
+    """One level of a list's order: an allow-listed sort name and its direction."""
 
-    A missing email sorts after every email ascending and before them descending (what
-    PostgreSQL does by default; SQLite needs to be told).
-    """
-    column = SORT_COLUMNS[sort]
-    descending = order == "desc"
-    if column in NULLABLE_SORT_COLUMNS:
-        first = F(column).desc(nulls_first=True) if descending else F(column).asc(nulls_last=True)
-    else:
-        first = F(column).desc() if descending else F(column).asc()
-    tie_break = F("id").desc() if descending else F("id").asc()
-    return [first, tie_break]
+    sort: str
+    descending: bool
+
+    @property
+    def column(self) -> str:
+        return SORT_COLUMNS[self.sort]
+
+    @property
+    def direction(self) -> str:
+        return "desc" if self.descending else "asc"
+
+    def order_by(self) -> OrderBy:
+        """A missing email sorts after every email ascending and before them descending
+        (what PostgreSQL does by default; SQLite needs to be told)."""
+        if self.column in NULLABLE_SORT_COLUMNS:
+            if self.descending:
+                return F(self.column).desc(nulls_first=True)
+            return F(self.column).asc(nulls_last=True)
+        return F(self.column).desc() if self.descending else F(self.column).asc()
 
 
-def check_single_value(value: str) -> None:
-    problem = text_problem(value, max_length=MAX_VALUE_LENGTH)
-    if problem:
-        raise ValidationError(problem, code="text")
+def sort_keys(sort: str, order: str) -> tuple[SortKey]:
+    """The one key of the list's `sort` and `order` parameters."""
+    return (SortKey(sort=sort, descending=order == "desc"),)
+
+
+def customer_ordering(keys: tuple[SortKey, ...]) -> list[OrderBy]:
+    """The total ordering of a list: each key, then ``id`` in the first key's direction."""
+    tie_break = F("id").desc() if keys[0].descending else F("id").asc()
+    return [*(key.order_by() for key in keys), tie_break]
 
 
 class ValueListWidget(forms.TextInput):
@@ -216,37 +237,6 @@ class SearchFilter(SingleValueFilter):
         return qs
 
 
-# RFC 3339 with a `Z` or an offset (fractional seconds up to microseconds), or a date.
-DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
-DATE_TIME_PATTERN = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})"
-)
-# What `+02:00` becomes in a query string that did not encode the `+` (it decodes to " ").
-SPACED_OFFSET_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}[Tt][\d:.]+ \d{2}:\d{2}")
-BOUND_MESSAGE = (
-    "must be an RFC 3339 date-time with Z or an offset (2024-01-15T10:30:00Z,"
-    " 2024-01-15T12:30:00.250+02:00) or a date (2024-01-15)"
-)
-
-
-def parse_bound(value: str) -> datetime:
-    """A bound's instant: a date means 00:00:00Z of that day; a date-time needs its offset."""
-    try:
-        if DATE_PATTERN.fullmatch(value):
-            return datetime.combine(date.fromisoformat(value), time.min, tzinfo=UTC)
-        if DATE_TIME_PATTERN.fullmatch(value):
-            return datetime.fromisoformat(value.upper())
-    except ValueError:
-        raise ValidationError(f"{BOUND_MESSAGE}; {value!r} is not a real date or time") from None
-    if SPACED_OFFSET_PATTERN.fullmatch(value):
-        raise ValidationError(
-            f"{BOUND_MESSAGE}; a '+' in a query string decodes to a space: send it as %2B"
-        )
-    if DATE_TIME_PATTERN.fullmatch(value + "Z"):
-        raise ValidationError(f"{BOUND_MESSAGE}; a date-time without an offset is ambiguous")
-    raise ValidationError(BOUND_MESSAGE)
-
-
 class TimestampBoundField(SingleValueCharField):
     def to_python(self, value):
         value = super().to_python(value)
@@ -346,14 +336,99 @@ class MetadataFilter(CheapCopyFilterMixin, django_filters.Filter):
 
 
 SORT_CHOICES = [(name, name) for name in SORT_COLUMNS]
+MAX_SORT_KEYS = len(SORT_COLUMNS)
+
+
+def parse_sort_items(items: list | tuple) -> tuple[SortKey, ...]:
+    """The search body's `sort`: [{"field", "direction"}, ...], each field once."""
+    if not items:
+        raise path_error("sort", "must hold at least one item")
+    keys: list[SortKey] = []
+    for index, item in enumerate(items):
+        path = f"sort[{index}]"
+        if not isinstance(item, Mapping):
+            raise path_error(path, "must be an object with field and direction")
+        unknown = [key for key in item if key not in ("field", "direction")]
+        if unknown:
+            raise path_error(
+                f"{path}.{abbreviated(str(unknown[0]))}",
+                "is not a known key (a sort item has field and direction)",
+            )
+        field, direction = item.get("field"), item.get("direction")
+        if field is None:
+            raise path_error(f"{path}.field", "is required")
+        if field not in SORT_COLUMNS:
+            raise path_error(f"{path}.field", f"must be one of {', '.join(SORT_COLUMNS)}")
+        if any(key.sort == field for key in keys):
+            raise path_error(f"{path}.field", f"sorts on {field} a second time")
+        if direction is None:
+            direction = DEFAULT_ORDER
+        if direction not in ("asc", "desc"):
+            raise path_error(f"{path}.direction", "must be one of asc, desc")
+        keys.append(SortKey(sort=field, descending=direction == "desc"))
+    return tuple(keys)
+
+
+class SortField(StrictChoiceField):
+    """`sort`: a name of the allow-list (the list's parameter, ordered by `order`), or, from
+    the search body, a list of {"field", "direction"} items (the first is the primary order,
+    the next break its ties): then the cleaned value is their SortKeys."""
+
+    def to_python(self, value):
+        if isinstance(value, list | tuple):
+            return parse_sort_items(value)
+        return super().to_python(value)
+
+    def validate(self, value):
+        if not isinstance(value, tuple):
+            super().validate(value)
 
 
 class CustomerFilterForm(forms.Form):
     """The form of CustomerFilterSet (its ``Meta.form``): the filters' fields are added to it;
     ``sort`` and ``order`` are fields of their own, which order rather than filter."""
 
-    sort = StrictChoiceField(choices=SORT_CHOICES, required=False)
+    sort = SortField(choices=SORT_CHOICES, required=False)
     order = StrictChoiceField(choices=ORDER_CHOICES, required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        if isinstance(cleaned.get("sort"), tuple) and cleaned.get("order"):
+            self.add_error(
+                "order", "must not be given with a list of sort items (each has its direction)"
+            )
+        return cleaned
+
+
+def list_sort_keys(cleaned: Mapping[str, Any]) -> tuple[SortKey, ...]:
+    """The keys a validated CustomerFilterSet orders by (`sort` and `order`, or the list)."""
+    sort = cleaned.get("sort") or DEFAULT_SORT
+    if isinstance(sort, tuple):
+        return sort
+    return sort_keys(sort, cleaned.get("order") or DEFAULT_ORDER)
+
+
+class RawValueWidget(forms.Widget):
+    """Reads a parameter's value as it was handed in (a list of objects from a JSON body)."""
+
+    def value_from_datadict(self, data, files, name):
+        return data.get(name)
+
+
+class ConditionsField(CheapCopyFieldMixin, forms.Field):
+    widget = RawValueWidget
+
+    def to_python(self, value):
+        return parse_conditions(value, name="conditions")
+
+
+class ConditionsFilter(CheapCopyFilterMixin, django_filters.Filter):
+    """The search body's `filters` (customers.conditions), each ANDed with the rest."""
+
+    field_class = ConditionsField
+
+    def filter(self, qs, value):
+        return apply_conditions(qs, value) if value else qs
 
 
 class StrictFilterSet(django_filters.FilterSet):
@@ -403,7 +478,14 @@ class StrictFilterSet(django_filters.FilterSet):
 
     @property
     def error_details(self) -> dict[str, list[str]]:
-        return {field: list(messages) for field, messages in self.errors.items()}
+        """Messages by parameter; an error inside a structured value names its own path
+        (``conditions[1].operator``, customers.conditions.path_error)."""
+        details: dict[str, list[str]] = {}
+        for field, errors in self.form.errors.as_data().items():
+            for error in errors:
+                name = (error.params or {}).get("path", field)
+                details.setdefault(name, []).extend(error.messages)
+        return details
 
 
 class CustomerFilterSet(StrictFilterSet):
@@ -416,6 +498,8 @@ class CustomerFilterSet(StrictFilterSet):
     parent_customer_ids = ValueListFilter(field_name="parent_id")
     q = SearchFilter(label="Search")
     metadata = MetadataFilter(label="Metadata")
+    # The search body's `filters` (POST /v1/customers/search); no query parameter holds it.
+    conditions = ConditionsFilter(label="Conditions")
     # The admin pages' own filters (the API accepts only API_PARAMS).
     tenant = SingleValueFilter(field_name="tenant_id")
     environment = SingleValueFilter(field_name="environment_id")
@@ -464,9 +548,12 @@ class CustomerFilterSet(StrictFilterSet):
 
     @classmethod
     def parameter_names(cls) -> frozenset[str]:
-        """Every parameter name this FilterSet reads as it is (filters and ordering); the
-        `metadata[KEY]` parameters come on top (see is_metadata_param)."""
-        return frozenset(cls.base_filters) - {"metadata"} | frozenset(cls.ORDERING_PARAMS)
+        """Every query parameter name this FilterSet reads as it is (filters and ordering);
+        the `metadata[KEY]` parameters come on top (see is_metadata_param). `conditions`
+        comes only from the search body."""
+        return frozenset(cls.base_filters) - {"metadata", "conditions"} | frozenset(
+            cls.ORDERING_PARAMS
+        )
 
     @staticmethod
     def is_metadata_param(name: str) -> bool:
@@ -475,10 +562,7 @@ class CustomerFilterSet(StrictFilterSet):
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
         """Each filter with its value, then the total ordering (`sort`, then `id`)."""
         queryset = self.apply_filters(queryset)
-        cleaned = self.form.cleaned_data
-        sort = cleaned.get("sort") or DEFAULT_SORT
-        order = cleaned.get("order") or DEFAULT_ORDER
-        return queryset.order_by(*customer_ordering(sort, order))
+        return queryset.order_by(*customer_ordering(list_sort_keys(self.form.cleaned_data)))
 
 
 # -- Events -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ filters themselves are validated by ``CustomerFilterSet``.
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
@@ -19,7 +20,7 @@ from customers.filters import (
     check_single_value,
     metadata_filter_problems,
 )
-from customers.text import text_problem
+from customers.text import abbreviated, text_problem
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -103,10 +104,15 @@ def parse_customer_export_params(query: QueryDict, *, accepted_format: str) -> C
     )
 
 
-def parse_customer_list_params(query: QueryDict) -> CustomerListParams:
-    """Check every parameter; raise one ApiValidationError naming each offending one."""
+def parse_customer_list_params(
+    query: QueryDict, *, structured: frozenset[str] = frozenset()
+) -> CustomerListParams:
+    """Check every parameter; raise one ApiValidationError naming each offending one.
+
+    ``structured`` names the FilterSet parameters that only the search body can give (its
+    conditions): the FilterSet checks them like the rest."""
     errors: dict[str, list[str]] = {}
-    filter_names = CustomerFilterSet.API_PARAMS
+    filter_names = CustomerFilterSet.API_PARAMS | structured
     multi_value = CustomerFilterSet.MULTI_VALUE_PARAMS
     metadata_filters = []
     for name in query:
@@ -160,6 +166,102 @@ def parse_customer_list_params(query: QueryDict) -> CustomerListParams:
             filters.setlist(name, query.getlist(name))
     return CustomerListParams(
         limit=limit, offset=offset, cursor=cursor, expand=expand, filters=filters
+    )
+
+
+# `POST /v1/customers/search` (Flexprice's body): each key becomes the list's parameter.
+SEARCH_INTEGER_KEYS = frozenset({"limit", "offset"})
+SEARCH_TEXT_KEYS = frozenset({"cursor", "expand", "status", "external_id", "email", "q", "order"})
+SEARCH_LIST_KEYS = frozenset({"customer_ids", "external_ids", "parent_customer_ids"})
+# Body key -> the list parameter (and FilterSet parameter) it becomes.
+SEARCH_RENAMED_KEYS = {
+    "start_time": "created_at[gte]",
+    "end_time": "created_at[lte]",
+    "filters": "conditions",
+}
+SEARCH_STRUCTURED_KEYS = frozenset({"sort", "filters"})
+SEARCH_KEYS = (
+    SEARCH_INTEGER_KEYS
+    | SEARCH_TEXT_KEYS
+    | SEARCH_LIST_KEYS
+    | SEARCH_STRUCTURED_KEYS
+    | {"metadata", "start_time", "end_time"}
+)
+SEARCH_ONLY_PARAMS = frozenset({"conditions"})
+
+
+def parse_customer_search_body(body: Any) -> CustomerListParams:
+    """The search body as the list's parameters, checked by the list's own rules: the same
+    answer and the same errors as `GET /v1/customers`, each error named by its body path."""
+    if not isinstance(body, dict):
+        raise ApiValidationError({"body": ["must be a JSON object"]})
+    errors: dict[str, list[str]] = {}
+    query = QueryDict(mutable=True)
+    for key, value in body.items():
+        name = SEARCH_RENAMED_KEYS.get(key, key)
+        if key not in SEARCH_KEYS:
+            errors[abbreviated(str(key))] = ["is not a known key"]
+        elif value is None:
+            continue  # JSON null: absent, as the SDKs send an unset field
+        elif key in SEARCH_INTEGER_KEYS:
+            if isinstance(value, bool) or not isinstance(value, int):
+                errors[key] = ["must be an integer"]
+            else:
+                query[name] = str(value)
+        elif key in SEARCH_LIST_KEYS:
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                errors[key] = ["must be a list of strings"]
+            else:
+                query.setlist(name, value)
+        elif key == "metadata":
+            errors.update(search_metadata_params(value, query))
+        elif key in SEARCH_STRUCTURED_KEYS:
+            if not isinstance(value, list) or not value:
+                item = "{field, direction}" if key == "sort" else "condition"
+                errors[key] = [f"must be a list of at least one {item} object"]
+            else:
+                query[name] = value  # the FilterSet reads the structure itself
+        elif not isinstance(value, str):
+            errors[key] = ["must be a string"]
+        else:
+            query[name] = value
+    if errors:
+        raise ApiValidationError(errors)
+    try:
+        return parse_customer_list_params(query, structured=SEARCH_ONLY_PARAMS)
+    except ApiValidationError as error:
+        raise search_error(error.details) from None
+
+
+def search_metadata_params(value: Any, query: QueryDict) -> dict[str, list[str]]:
+    """`metadata: {"KEY": "VALUE"}` as `metadata[KEY]=VALUE`; the problems by body path."""
+    if not isinstance(value, dict):
+        return {"metadata": ["must be an object of string keys to string values"]}
+    problems = {}
+    for key, item in value.items():
+        if not key:
+            problems["metadata"] = ["keys must not be empty"]
+        elif not isinstance(item, str):
+            problems[f"metadata.{abbreviated(key)}"] = ["must be a string"]
+        else:
+            query[f"metadata[{key}]"] = item
+    return problems
+
+
+def search_error_name(name: str) -> str:
+    """A list parameter's name as the search body calls it (`created_at[gte]`: start_time,
+    `conditions[1].operator`: filters[1].operator, `metadata[plan]`: metadata.plan)."""
+    for key, param in SEARCH_RENAMED_KEYS.items():
+        if name == param or name.startswith(f"{param}["):
+            return key + name[len(param) :]
+    if CustomerFilterSet.is_metadata_param(name):
+        return f"metadata.{name[len('metadata[') : -1]}"
+    return name
+
+
+def search_error(details: dict[str, list[str]]) -> ApiValidationError:
+    return ApiValidationError(
+        {search_error_name(name): messages for name, messages in details.items()}
     )
 
 

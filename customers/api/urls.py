@@ -8,6 +8,7 @@ customer_collection = views.CustomerViewSet.as_view(
     {"get": "list", "post": "create", "put": "update_by_query"}, suffix="List"
 )
 customer_export = views.CustomerViewSet.as_view({"get": "export"}, suffix="Export")
+customer_search = views.CustomerViewSet.as_view({"post": "search"}, suffix="Search")
 customer_detail = views.CustomerViewSet.as_view(
     {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"},
     suffix="Instance",
@@ -35,6 +36,7 @@ urlpatterns = [
     path("docs/", docs.SwaggerUIView.as_view(), name="docs"),
     path("customers", customer_collection, name="customer_list"),
     path("customers/export", customer_export, name="customer_export"),
+    path("customers/search", customer_search, name="customer_search"),
     path(
         "customers/external/<path:external_id>",
         customer_by_external_id,

@@ -15,7 +15,9 @@ from customers.api.params import (
     parse_customer_export_params,
     parse_customer_list_params,
     parse_customer_lookup_params,
+    parse_customer_search_body,
     parse_event_list_params,
+    search_error,
 )
 from customers.api.presenters import CustomerListPresenter
 from customers.api.schema import (
@@ -44,6 +46,7 @@ from customers.api.schema import (
     CustomerCreateSchemaSerializer,
     CustomerUpdateSchemaSerializer,
 )
+from customers.api.search_schema import SEARCH_PARAMETERS, SEARCH_REQUEST, SEARCH_RESPONSES
 from customers.api.serializers import CustomerSerializer, customer_fields_from_body
 from customers.events import actor_for_request
 from customers.filters import CustomerFilterSet, check_single_value
@@ -80,6 +83,22 @@ class CustomerViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         """List customers, filtered and sorted, with the exact total."""
         params = parse_customer_list_params(request.query_params)
+        return self.page_response(request, params)
+
+    @extend_schema(
+        operation_id="customers_search",
+        summary="Search customers with a JSON body (Flexprice's query_customer)",
+        parameters=SEARCH_PARAMETERS,
+        request=SEARCH_REQUEST,
+        responses=SEARCH_RESPONSES,
+    )
+    def search(self, request: Request) -> Response:
+        """The list, its parameters in a JSON body; conditions on any field, several sort
+        keys. The same answer, cursors and errors as `GET /v1/customers`."""
+        params = parse_customer_search_body(request.data)
+        return self.page_response(request, params, errors_as=search_error)
+
+    def page_response(self, request: Request, params, *, errors_as=ApiValidationError):
         presenter = CustomerListPresenter(expand_parent="parent_customer" in params.expand)
         try:
             page = customer_page(
@@ -91,7 +110,7 @@ class CustomerViewSet(viewsets.GenericViewSet):
                 projection=presenter.projection,
             )
         except CustomerFilterError as invalid:
-            raise ApiValidationError(invalid.errors) from None
+            raise errors_as(invalid.errors) from None
         return Response(presenter.body(page))
 
     def browsable_filter_form(self, request: Request) -> str | None:

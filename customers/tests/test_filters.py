@@ -47,8 +47,9 @@ def test_django_filter_copies_each_filter_shallowly():
 
 def test_django_copies_each_form_field_cheaply_and_per_instance():
     first, second = filterset("email=a@example.com").form, filterset("").form
-    # Every parameter is a field (the `metadata[KEY]` ones all read by the `metadata` field).
-    assert set(first.fields) == CustomerFilterSet.parameter_names() | {"metadata"}
+    # Every parameter is a field (the `metadata[KEY]` ones all read by the `metadata` field;
+    # the search body's conditions by `conditions`).
+    assert set(first.fields) == CustomerFilterSet.parameter_names() | {"metadata", "conditions"}
     for name in first.fields:
         assert first.fields[name] is not second.fields[name], name
         assert first.fields[name].widget is not second.fields[name].widget, name
