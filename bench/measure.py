@@ -4,24 +4,28 @@ import contextlib
 import dataclasses
 import http.client
 import math
+import os
 import re
-import resource
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from bench.common import (
+    CONTRACT_COLUMNS,
     COUNTS_TABLE,
     CUSTOMER_TABLE,
     EVENTS_TABLE,
     LOOPBACK,
+    PYTHON,
     ROOT,
     BenchError,
 )
@@ -112,12 +116,13 @@ class Variant:
 class HttpVariant(Variant):
     """A server, over one keep-alive connection per kind of query ("api", "admin")."""
 
-    def __init__(self, name: str, clients: dict[str, Client]):
+    def __init__(self, name: str, clients: dict[str, Client], *, old: bool = False):
         self.name = name
         self.clients = clients
+        self.old = old  # the --compare checkout: it lacks the queries not ``in_before``
 
     def answers(self, query: Query) -> bool:
-        return query.kind in self.clients
+        return query.kind in self.clients and (query.in_before or not self.old)
 
     def fetch(self, query: Query) -> tuple[bytes, float]:
         status, body, seconds = self.clients[query.kind].get(query.path)
@@ -387,7 +392,7 @@ class Export:
         return self.rows / self.seconds if self.seconds else 0.0
 
 
-def measure_export(*, server: Server, cookie: str, path: str) -> Export:
+def measure_export(*, server: Server, headers: dict[str, str], path: str) -> Export:
     workers = server.worker_pids()
     baseline = {pid: memory_kib(pid, "VmRSS") for pid in workers}
     peak = dict(baseline)
@@ -405,7 +410,7 @@ def measure_export(*, server: Server, cookie: str, path: str) -> Export:
     started = time.perf_counter()
     newlines = size = 0
     try:
-        connection.request("GET", path, headers={"Cookie": cookie})
+        connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         if response.status != 200:
             raise BenchError(f"export: HTTP {response.status}: {response.read(300)!r}")
@@ -420,12 +425,44 @@ def measure_export(*, server: Server, cookie: str, path: str) -> Export:
     busiest = max(workers, key=lambda pid: peak[pid] - baseline[pid])
     return Export(
         seconds=seconds,
-        rows=newlines - 1,  # the header
+        rows=newlines - (0 if "jsonl" in path else 1),  # a CSV's header
         megabytes=size / 1e6,
         peak_rss_mib=peak[busiest] / 1024,
         baseline_rss_mib=baseline[busiest] / 1024,
         hwm_mib=memory_kib(busiest, "VmHWM") / 1024,
     )
+
+
+@dataclass
+class CopyFloor:
+    """PostgreSQL's own ``COPY (SELECT ...) TO STDOUT`` of an export's rows, read by psycopg."""
+
+    seconds: float
+    rows: int
+    megabytes: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def copy_export_floor(database_url: str, *, tenant: str, environment: str) -> CopyFloor:
+    """The scope's rows, the contract's columns in the export's order (the list's: newest
+    first), as CSV from PostgreSQL's COPY: the floor of any export of them."""
+    columns = sql.SQL(", ").join(sql.Identifier(name) for name in CONTRACT_COLUMNS)
+    statement = sql.SQL(
+        "COPY (SELECT {} FROM {} WHERE tenant_id = %s AND environment_id = %s"
+        " ORDER BY created_at DESC, id DESC) TO STDOUT (FORMAT csv, HEADER)"
+    ).format(columns, sql.Identifier(CUSTOMER_TABLE))
+    size = newlines = 0
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        started = time.perf_counter()
+        with connection.cursor().copy(statement, [tenant, environment]) as copy:
+            for block in copy:
+                size += len(block)
+                newlines += bytes(block).count(b"\n")
+        seconds = time.perf_counter() - started
+    return CopyFloor(seconds=seconds, rows=newlines - 1, megabytes=size / 1e6)
 
 
 # -- Bulk writes -----------------------------------------------------------------------------
@@ -446,9 +483,14 @@ class Writes:
     # Events the import recorded (one per row since the event log; 0 before it).
     import_events: int
     cleanup_seconds: float
+    import_peak_rss_mib: float = 0.0  # the import command's peak RSS (wait4's ru_maxrss)
     unindexed_copy_seconds: float | None = None  # the file COPYed into an unindexed table
+    # The floor: the import's own rows (as the table holds them) COPYed by psycopg into the
+    # customer table (its indexes, its million rows, constraints checked), rolled back.
+    indexed_copy_seconds: float | None = None
     events_copy_seconds: float | None = None  # the import's events COPYed again (see below)
     seed_events: int = 0
+    seed_peak_rss_mib: float = 0.0
     label: str = APP  # whose commands: APP or BEFORE
     customer_indexes: list[str] = field(default_factory=list)
     event_indexes: list[str] = field(default_factory=list)
@@ -461,6 +503,12 @@ class Writes:
     @property
     def import_rows_per_second(self) -> float:
         return self.import_rows / self.import_seconds
+
+    @property
+    def indexed_copy_rows_per_second(self) -> float | None:
+        if not self.indexed_copy_seconds:
+            return None
+        return self.import_rows / self.indexed_copy_seconds
 
 
 WRITES_TENANT = "tenant_bench_writes"
@@ -488,9 +536,26 @@ def events_in(connection: psycopg.Connection, *, tenant: str, environment: str) 
     ).fetchone()[0]
 
 
-def remove_write_scopes(database_url: str) -> float:
-    """Delete the scratch scopes' events, customers and counts, then VACUUM: the data set is
-    as before (one DELETE of the customers, so parent links inside the set need no order).
+WEBHOOK_TABLES = (  # child first: attempts, deliveries, endpoints (absent before webhooks)
+    (
+        "customers_webhookattempt",
+        "delivery_id IN (SELECT d.id FROM customers_webhookdelivery d"
+        " JOIN customers_webhookendpoint e ON e.id = d.endpoint_id WHERE e.tenant_id = %s)",
+    ),
+    (
+        "customers_webhookdelivery",
+        "endpoint_id IN (SELECT id FROM customers_webhookendpoint WHERE tenant_id = %s)",
+    ),
+    ("customers_webhookendpoint", "tenant_id = %s"),
+)
+
+
+def remove_write_scopes(
+    database_url: str, *, environment: str | None = None, vacuum: bool = True
+) -> float:
+    """Delete the scratch scopes' webhooks, events, customers and counts (of one scratch
+    environment, or all), then VACUUM: the data set is as before (one DELETE of the
+    customers, so parent links inside the set need no order).
 
     Their events go first, as they reference the customers, and are vacuumed away before the
     customers are deleted: the foreign key's check for each deleted customer looks for its
@@ -499,28 +564,99 @@ def remove_write_scopes(database_url: str) -> float:
     56 s with 10,000 dead events in it).
     """
     started = time.perf_counter()
+    where, params = "tenant_id = %s", [WRITES_TENANT]
+    if environment is not None:
+        where, params = "tenant_id = %s AND environment_id = %s", [WRITES_TENANT, environment]
     with psycopg.connect(database_url, autocommit=True) as connection:
+        if environment is None:
+            for table, condition in WEBHOOK_TABLES:
+                if table_exists(connection, table):
+                    connection.execute(f"DELETE FROM {table} WHERE {condition}", [WRITES_TENANT])
         if table_exists(connection, EVENTS_TABLE):
-            connection.execute(f"DELETE FROM {EVENTS_TABLE} WHERE tenant_id = %s", [WRITES_TENANT])
-            connection.execute(f"VACUUM (ANALYZE) {EVENTS_TABLE}")
-        connection.execute(f"DELETE FROM {CUSTOMER_TABLE} WHERE tenant_id = %s", [WRITES_TENANT])
-        connection.execute(f"DELETE FROM {COUNTS_TABLE} WHERE tenant_id = %s", [WRITES_TENANT])
-        connection.execute(f"VACUUM (ANALYZE) {CUSTOMER_TABLE}")
+            connection.execute(f"DELETE FROM {EVENTS_TABLE} WHERE {where}", params)
+            if vacuum:
+                connection.execute(f"VACUUM (ANALYZE) {EVENTS_TABLE}")
+        connection.execute(f"DELETE FROM {CUSTOMER_TABLE} WHERE {where}", params)
+        connection.execute(f"DELETE FROM {COUNTS_TABLE} WHERE {where}", params)
+        if vacuum:
+            connection.execute(f"VACUUM (ANALYZE) {CUSTOMER_TABLE}")
     return time.perf_counter() - started
 
 
+@dataclass
+class Command:
+    """A command that ran to its end: its output and what it cost."""
+
+    output: str
+    seconds: float  # wall, from starting Python to its exit
+    cpu_seconds: float  # its own user + system time
+    peak_rss_mib: float  # ru_maxrss
+
+
+def run_measured(environment: dict[str, str], args: list[str], *, cwd: Path = ROOT) -> Command:
+    """``args`` (a command line) run to the end; its resources from wait4 (its own only)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        args, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out_chunks: list[bytes] = []
+    err_chunks: list[bytes] = []
+    readers = [
+        threading.Thread(target=lambda: out_chunks.append(process.stdout.read()), daemon=True),
+        threading.Thread(target=lambda: err_chunks.append(process.stderr.read()), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    for reader in readers:
+        reader.join()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    output = b"".join(out_chunks).decode(errors="replace")
+    if process.returncode != 0:
+        detail = b"".join(err_chunks).decode(errors="replace").strip()[-2000:]
+        raise BenchError(f"`{' '.join(args[1:])}` failed ({process.returncode}) {detail}")
+    return Command(
+        output=output,
+        seconds=seconds,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        peak_rss_mib=usage.ru_maxrss / 1024,
+    )
+
+
+def manage_measured(environment: dict[str, str], *args: str, cwd: Path = ROOT) -> Command:
+    return run_measured(environment, [PYTHON, "manage.py", *args], cwd=cwd)
+
+
 def write_import_file(environment: dict[str, str], path: Path, *, rows: int) -> None:
-    """A CSV file of ``rows`` seeded customers (`seed_customers --csv`, this checkout's)."""
-    manage(
+    """A realistic CSV file of ``rows`` customers for the import scope (bench/importfile.py:
+    every field filled, metadata, timestamps with offsets, ~10% with a parent)."""
+    run_measured(
         environment,
-        "seed_customers",
-        f"--count={rows}",
+        [
+            PYTHON,
+            str(ROOT / "bench" / "importfile.py"),
+            str(path),
+            f"--rows={rows}",
+            f"--tenant={WRITES_TENANT}",
+            f"--environment={IMPORT_ENVIRONMENT}",
+        ],
+    )
+
+
+def import_command(
+    environment: dict[str, str], import_file: Path, *, cwd: Path = ROOT, events: bool = True
+) -> list[str]:
+    """``manage.py import_customers`` of the checkout, or (``events=False``) the same through
+    bench/import_without_events.py, which turns the import's event writing off."""
+    arguments = [
+        str(import_file),
         f"--tenant={WRITES_TENANT}",
         f"--environment={IMPORT_ENVIRONMENT}",
-        "--seed=22",
-        f"--csv={path}",
-        capture=True,
-    )
+    ]
+    if events:
+        return [PYTHON, "manage.py", "import_customers", *arguments]
+    return [PYTHON, str(ROOT / "bench" / "import_without_events.py"), str(cwd), *arguments]
 
 
 def measure_writes(
@@ -531,27 +667,19 @@ def measure_writes(
     import_file: Path,
     import_rows: int,
     cwd: Path = ROOT,
-    unindexed_copy: bool = True,
+    floors: bool = True,
     label: str = APP,
 ) -> Writes:
-    """`seed_customers --count seed_rows` into a new scope, and `import_customers` of
-    ``import_file`` into another, both into the full table (its indexes hold the million
-    customers), with the server stopped; the commands of the checkout at ``cwd``."""
+    """`import_customers` of ``import_file`` into a new scope, then `seed_customers --count
+    seed_rows` into another, each into the full table (its indexes hold the million
+    customers, and nothing else: each scratch scope is deleted before the next step), with
+    the server stopped; the commands of the checkout at ``cwd``. ``floors``: also the file
+    into a table without indexes, and the import's rows COPYed into the customer table
+    itself (rolled back): the import's floor."""
     remove_write_scopes(database_url)  # what an interrupted earlier run may have left
+    dump = None
+    cleanup_seconds = 0.0
     try:
-        print(f"seed_customers --count {seed_rows:,} into {WRITES_TENANT}/{SEED_ENVIRONMENT}")
-        output = manage(
-            environment,
-            "seed_customers",
-            f"--count={seed_rows}",
-            f"--tenant={WRITES_TENANT}",
-            f"--environment={SEED_ENVIRONMENT}",
-            "--seed=21",
-            capture=True,
-            cwd=cwd,
-        )
-        print(f"  {output.strip()}")
-        seed_seconds = command_seconds(output, r" in ([0-9.]+)s \(")
         # The import needs the scope to exist: an empty seeding creates it.
         manage(
             environment,
@@ -564,66 +692,117 @@ def measure_writes(
         )
         size = import_file.stat().st_size / 1e6
         print(f"import_customers of {import_rows:,} rows ({size:.0f} MB)")
-        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         postgres_before = postgres_cpu_seconds()
-        output = manage(
-            environment,
-            "import_customers",
-            str(import_file),
-            f"--tenant={WRITES_TENANT}",
-            f"--environment={IMPORT_ENVIRONMENT}",
-            capture=True,
-            cwd=cwd,
-        )
-        print(f"  {output.strip()}")
-        import_seconds = command_seconds(output, r" in ([0-9.]+)s \(")
-        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        imported = run_measured(environment, import_command(environment, import_file), cwd=cwd)
+        print(f"  {imported.output.strip()} (peak RSS {imported.peak_rss_mib:.0f} MiB)")
+        import_seconds = command_seconds(imported.output, r" in ([0-9.]+)s \(")
         postgres_after = postgres_cpu_seconds()
         import_postgres_cpu_seconds = (
             postgres_after - postgres_before
             if postgres_before is not None and postgres_after is not None
             else None
         )
-        import_cpu_seconds = (children_after.ru_utime - children_before.ru_utime) + (
-            children_after.ru_stime - children_before.ru_stime
-        )
         with psycopg.connect(database_url, autocommit=True) as connection:
             import_events = events_in(
                 connection, tenant=WRITES_TENANT, environment=IMPORT_ENVIRONMENT
             )
-            seed_events = events_in(connection, tenant=WRITES_TENANT, environment=SEED_ENVIRONMENT)
         print(f"  {import_events:,} events recorded by the import")
-        events_copy_seconds = (
-            copy_events_again(database_url, tenant=WRITES_TENANT, environment=IMPORT_ENVIRONMENT)
-            if import_events
-            else None
-        )
-        if events_copy_seconds is not None:
-            print(f"  the events COPYed again into a table like theirs: {events_copy_seconds:.2f}s")
-        unindexed_copy_seconds = None
-        if unindexed_copy:
+        unindexed_copy_seconds = indexed_copy_seconds = None
+        if floors:
             unindexed_copy_seconds = copy_into_unindexed_table(database_url, import_file)
             print(f"  the file COPYed into a table without indexes: {unindexed_copy_seconds:.2f}s")
+            dump = dump_scope_rows(
+                database_url, tenant=WRITES_TENANT, environment=IMPORT_ENVIRONMENT
+            )
+        print("removing the import's scope (DELETE, VACUUM ANALYZE)")
+        cleanup_seconds += remove_write_scopes(database_url, environment=IMPORT_ENVIRONMENT)
+        if dump is not None:
+            indexed_copy_seconds = copy_into_customer_table(database_url, dump)
+            print(
+                f"  the import's rows COPYed into the customer table (rolled back):"
+                f" {indexed_copy_seconds:.1f}s ({import_rows / indexed_copy_seconds:,.0f} rows/s)"
+            )
+            with psycopg.connect(database_url, autocommit=True) as connection:
+                connection.execute(f"VACUUM (ANALYZE) {CUSTOMER_TABLE}")
+
+        print(f"seed_customers --count {seed_rows:,} into {WRITES_TENANT}/{SEED_ENVIRONMENT}")
+        seeded = manage_measured(
+            environment,
+            "seed_customers",
+            f"--count={seed_rows}",
+            f"--tenant={WRITES_TENANT}",
+            f"--environment={SEED_ENVIRONMENT}",
+            "--seed=21",
+            cwd=cwd,
+        )
+        print(f"  {seeded.output.strip()} (peak RSS {seeded.peak_rss_mib:.0f} MiB)")
+        seed_seconds = command_seconds(seeded.output, r" in ([0-9.]+)s \(")
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            seed_events = events_in(connection, tenant=WRITES_TENANT, environment=SEED_ENVIRONMENT)
+        print(f"  {seed_events:,} events recorded by seeding")
     finally:
+        if dump is not None:
+            dump.unlink()
         print("removing the scratch scopes (DELETE, VACUUM ANALYZE)")
-        cleanup_seconds = remove_write_scopes(database_url)
+        cleanup_seconds += remove_write_scopes(database_url)
     return Writes(
         seed_rows=seed_rows,
         seed_seconds=seed_seconds,
         seed_events=seed_events,
+        seed_peak_rss_mib=seeded.peak_rss_mib,
         import_rows=import_rows,
         import_seconds=import_seconds,
-        import_cpu_seconds=import_cpu_seconds,
+        import_cpu_seconds=imported.cpu_seconds,
         import_postgres_cpu_seconds=import_postgres_cpu_seconds,
         import_events=import_events,
+        import_peak_rss_mib=imported.peak_rss_mib,
         unindexed_copy_seconds=unindexed_copy_seconds,
-        events_copy_seconds=events_copy_seconds,
+        indexed_copy_seconds=indexed_copy_seconds,
         cleanup_seconds=cleanup_seconds,
         label=label,
         customer_indexes=index_names(database_url, CUSTOMER_TABLE),
         event_indexes=index_names(database_url, EVENTS_TABLE),
         event_foreign_keys=foreign_key_count(database_url, EVENTS_TABLE),
     )
+
+
+def dump_scope_rows(database_url: str, *, tenant: str, environment: str) -> Path:
+    """A scope's customer rows as the table holds them (every column), as COPY's CSV, in a
+    temporary file."""
+    handle, name = tempfile.mkstemp(prefix="crm_bench_rows_", suffix=".csv")
+    os.close(handle)
+    path = Path(name)
+    statement = sql.SQL(
+        "COPY (SELECT * FROM {} WHERE tenant_id = %s AND environment_id = %s) TO STDOUT"
+        " (FORMAT csv)"
+    ).format(sql.Identifier(CUSTOMER_TABLE))
+    with (
+        psycopg.connect(database_url, autocommit=True) as connection,
+        path.open("wb") as out,
+        connection.cursor().copy(statement, [tenant, environment]) as copy,
+    ):
+        for block in copy:
+            out.write(block)
+    return path
+
+
+def copy_into_customer_table(database_url: str, dump: Path) -> float:
+    """The floor of an import into this schema: ``dump``'s rows (an import's, as the table
+    held them) by one plain COPY into the customer table itself: its indexes, the million
+    rows already in them, its constraints checked at once (SET CONSTRAINTS ALL IMMEDIATE),
+    in a transaction rolled back."""
+    with psycopg.connect(database_url) as connection, dump.open("rb") as rows:
+        connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        statement = sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(
+            sql.Identifier(CUSTOMER_TABLE)
+        )
+        started = time.perf_counter()
+        with connection.cursor().copy(statement) as copy:
+            while block := rows.read(1 << 20):
+                copy.write(block)
+        seconds = time.perf_counter() - started
+        connection.rollback()
+    return seconds
 
 
 def copy_events_again(database_url: str, *, tenant: str, environment: str) -> float | None:
@@ -730,6 +909,11 @@ class Measurements:
     throughput: dict[str, Throughput] = field(default_factory=dict)
     export: dict[str, Export] = field(default_factory=dict)
     writes: dict[str, Writes] = field(default_factory=dict)
+    copy_floor: CopyFloor | None = None  # PostgreSQL's COPY of the exported rows
+    http_writes: Any = None  # bench.eventlog.WriteTimings: create/update, events on and off
+    http_writes_load: Load | None = None
+    webhooks: Any = None  # bench.eventlog.Webhooks
+    import_events: Any = None  # bench.eventlog.ImportEvents
 
     def as_json(self) -> dict:
         """Every sample (ms) and figure, for comparing runs."""
@@ -753,4 +937,14 @@ class Measurements:
             },
             "export": {label: dataclasses.asdict(each) for label, each in self.export.items()},
             "writes": {label: dataclasses.asdict(each) for label, each in self.writes.items()},
+            **{
+                name: dataclasses.asdict(value) if value is not None else None
+                for name, value in (
+                    ("copy_floor", self.copy_floor),
+                    ("http_writes", self.http_writes),
+                    ("http_writes_load", self.http_writes_load),
+                    ("webhooks", self.webhooks),
+                    ("import_events", self.import_events),
+                )
+            },
         }

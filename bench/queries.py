@@ -37,6 +37,11 @@ class Query:
     target_ms: float | None
     floor: Floor
     check: Callable[[bytes], str | None]  # a problem with the response body, or None
+    # Whether the --compare checkout answers it too (False: a parameter it does not have).
+    in_before: bool = True
+    # Each a goal of its own (issue "Find and sync customers"): the app's p50 at most
+    # ``floor_goal`` times the SQL floor's.
+    floor_goal: float | None = None
 
 
 def columns(alias: str, names=CONTRACT_COLUMNS) -> sql.Composable:
@@ -293,3 +298,90 @@ def build_queries(
             admin_check(),
         ),
     ]
+
+
+# -- Finding and syncing (q, date ranges, metadata, cursors): the --compare checkout lacks them
+
+
+FIND_FLOOR_GOAL = 3.0  # the app's p50 within 3x of its raw-SQL floor
+CURSOR_GOAL = 2.0  # a deep cursor page within 2x of the first page
+CREATED_RANGE = ("2023-03-01", "2023-04-01")  # a month of sign-ups: ~16,000 of the 600,000
+METADATA_FILTER = {"plan_tier": "enterprise", "region": "eu-central"}  # ~5% of the scope
+
+
+def find_queries(*, probes: Probes, common_word: str) -> list[Query]:
+    """``q`` with a rare and a common word, a ``created_at`` range and a ``metadata[...]``
+    filter, each floored by the same page and its exact total (COUNT) through psycopg."""
+    scope = "c.tenant_id = %s AND c.environment_id = %s"
+    scope_params = (BENCH_TENANT, BENCH_ENVIRONMENT)
+
+    def find(name, parameters, target, where, params, check):
+        path = "/v1/customers?" + urllib.parse.urlencode(parameters)
+        floor = Floor(page_sql(where=where), params, 50, 0, count_sql(where), params)
+        return Query(name, path, "api", target, floor, check, False, FIND_FLOOR_GOAL)
+
+    search = scope + " AND c.search_key LIKE %s"
+    created = scope + " AND c.created_at >= %s AND c.created_at < %s"
+    metadata = scope + " AND c.metadata @> %s::jsonb"
+    gte, lt = CREATED_RANGE
+    return [
+        find(
+            f"q, rare word ({probes.email_fragment!r})",
+            {"q": probes.email_fragment},
+            10,
+            search,
+            (*scope_params, f"%{probes.email_fragment}%"),
+            api_check(at_least=1),
+        ),
+        find(
+            f"q, common word ({common_word!r})",
+            {"q": common_word},
+            None,
+            search,
+            (*scope_params, f"%{common_word.lower()}%"),
+            api_check(items=50),
+        ),
+        find(
+            f"created_at[gte]={gte}&created_at[lt]={lt}",
+            {"created_at[gte]": gte, "created_at[lt]": lt},
+            10,
+            created,
+            (*scope_params, f"{gte}T00:00:00Z", f"{lt}T00:00:00Z"),
+            api_check(items=50),
+        ),
+        find(
+            "&".join(f"metadata[{key}]={value}" for key, value in METADATA_FILTER.items()),
+            {f"metadata[{key}]": value for key, value in METADATA_FILTER.items()},
+            10,
+            metadata,
+            (*scope_params, json.dumps(METADATA_FILTER)),
+            api_check(items=50),
+        ),
+    ]
+
+
+FIRST_PAGE = "default list (limit 50)"
+
+
+def cursor_query(*, cursor: str, after: tuple, depth: int) -> Query:
+    """The page after the row at ``depth`` by the cursor the app gave for it (``after``:
+    that row's created_at and id), floored by the keyset page and the total."""
+    scope = "c.tenant_id = %s AND c.environment_id = %s"
+    scope_params = (BENCH_TENANT, BENCH_ENVIRONMENT)
+    where = scope + " AND (c.created_at, c.id) < (%s, %s)"
+    return Query(
+        f"cursor page at depth {depth:,}",
+        "/v1/customers?" + urllib.parse.urlencode({"cursor": cursor}),
+        "api",
+        None,
+        Floor(
+            page_sql(where=where),
+            (*scope_params, *after),
+            50,
+            0,
+            counts_sql("tenant_id = %s AND environment_id = %s"),
+            scope_params,
+        ),
+        api_check(items=50),
+        False,
+    )

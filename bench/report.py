@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from bench.common import BENCH_TENANT
 from bench.data import ScopePlan, SeedReport
+from bench.eventlog import EVENTS_OFF, EVENTS_ON
 from bench.measure import (
     APP,
     BEFORE,
@@ -17,6 +18,7 @@ from bench.measure import (
     Throughput,
     Writes,
 )
+from bench.queries import CURSOR_GOAL, FIRST_PAGE
 from bench.server import Server
 from bench.system import machine, versions
 
@@ -111,6 +113,13 @@ def report(
         lines += export_lines(run.export, plan=plan)
     if run.writes:
         lines += writes_lines(run.writes, total=sum(scope.count for scope in plan))
+    lines += find_lines(run)
+    if run.export and run.copy_floor is not None:
+        lines += api_export_lines(run, plan=plan)
+    if APP in run.writes and run.writes[APP].indexed_copy_seconds:
+        lines += import_floor_lines(run.writes[APP], total=sum(scope.count for scope in plan))
+    if run.http_writes is not None or run.import_events is not None or run.webhooks:
+        lines += event_log_lines(run)
     if KEPT_HEADING in kept:
         lines.append(kept[kept.index(KEPT_HEADING) :].rstrip())
         lines.append("")
@@ -319,7 +328,9 @@ def throughput_lines(throughputs: dict[str, Throughput], *, target: float) -> li
 
 def export_lines(exports: dict[str, Export], *, plan: list[ScopePlan]) -> list[str]:
     main = plan[0]
-    export = exports[APP]
+    export = exports.get(APP)
+    if export is None:
+        return []
     text = (
         f"**CSV export** of `{main.tenant}/{main.environment}` (admin export, streamed):"
         f" {export.rows:,} rows, {export.megabytes:.0f} MB in {export.seconds:.1f}s"
@@ -427,3 +438,220 @@ def writes_lines(all_writes: dict[str, Writes], *, total: int) -> list[str]:
         " transaction, all or nothing. docs/scaling.md says how to load large tenants faster."
     )
     return [*lines, events, "", where, ""]
+
+
+def met_text(value: bool | None) -> str:
+    return {None: "—", True: "yes", False: "**no**"}[value]
+
+
+# -- Issue "Find and sync customers": q, ranges, metadata, cursors, export, import --------------
+
+EXPORT_GOAL = 0.5  # the export's rows/s over PostgreSQL's COPY of the same rows
+IMPORT_FLOOR_GOAL = 0.8  # the import's rows/s over a plain COPY of its rows into the table
+IMPORT_RSS_GOAL_MB = 300
+
+
+def find_lines(run: Measurements) -> list[str]:
+    found = [r for r in run.results if r.query.floor_goal is not None]
+    by_name = {r.query.name: r for r in run.results}
+    cursor = next((r for r in run.results if r.query.name.startswith("cursor page")), None)
+    if not found and cursor is None:
+        return []
+    lines = [
+        "## Finding and syncing",
+        "",
+        'From the table above, the list parameters of the issue "Find and sync customers"'
+        " (the before checkout has none of them): each p50 beside its SQL floor, the same"
+        " page and its exact total (`COUNT(*)`, when the page does not show it) through"
+        " psycopg. Goals: within 3x of the floor, and at most 10 ms for the rare word, the"
+        " range and the metadata filter.",
+        "",
+        "| query | p50 | p95 | SQL floor p50 | ÷ SQL | within 3x? | ≤ 10 ms? |",
+        "|---|---:|---:|---:|---:|:---:|:---:|",
+    ]
+    for result in found:
+        ratio = result.ratio(APP, SQL_FLOOR)
+        lines.append(
+            f"| {result.query.name} | {milliseconds(result.app.p50)}"
+            f" | {milliseconds(result.app.p95)} | {p50_of(result, SQL_FLOOR)}"
+            f" | {ratio_of(result, APP, SQL_FLOOR)}"
+            f" | {met_text(None if ratio is None else ratio <= result.query.floor_goal)}"
+            f" | {met_text(result.met)} |"
+        )
+    lines.append("")
+    first = by_name.get(FIRST_PAGE)
+    offset = next((r for r in run.results if r.query.name.startswith("offset=")), None)
+    if cursor is not None and first is not None:
+        ratio = cursor.app.p50 / first.app.p50
+        lines += [
+            f"**{cursor.query.name.capitalize()}** (the cursor of the page that ends there,"
+            " taken from the app once, untimed): p50"
+            f" {milliseconds(cursor.app.p50)}, p95 {milliseconds(cursor.app.p95)}, against the"
+            f" first page's {milliseconds(first.app.p50)}: **{ratio:.2f}x** (goal ≤"
+            f" {CURSOR_GOAL:g}x: {met_text(ratio <= CURSOR_GOAL)}); its SQL floor (the keyset"
+            f" page and the total) {p50_of(cursor, SQL_FLOOR)}."
+            + (
+                f" The offset page at the same depth (`{offset.query.name}`):"
+                f" {milliseconds(offset.app.p50)} ({offset.app.p50 / cursor.app.p50:.1f}x the"
+                " cursor page)."
+                if offset is not None
+                else ""
+            ),
+            "",
+        ]
+    return lines
+
+
+def api_export_lines(run: Measurements, *, plan: list[ScopePlan]) -> list[str]:
+    main = plan[0]
+    floor = run.copy_floor
+    lines = [
+        f"**Exports of `{main.tenant}/{main.environment}`** ({floor.rows:,} customers),"
+        " streamed over HTTP and read to the last byte, beside PostgreSQL's own `COPY"
+        " (SELECT <the contract's 17 columns> ... ORDER BY created_at DESC, id DESC) TO STDOUT"
+        f" (FORMAT csv)` of the same rows read by psycopg: {floor.megabytes:.0f} MB in"
+        f" {floor.seconds:.1f}s, **{floor.rows_per_second:,.0f} rows/s**. Goal for the API's"
+        f" export: at least {EXPORT_GOAL:.0%} of that. RSS: the serving worker's, sampled"
+        " every 50 ms.",
+        "",
+        "| export | MB | seconds | rows/s | ÷ COPY | goal ≥ 50% | worker RSS before → peak |",
+        "|---|---:|---:|---:|---:|:---:|---:|",
+    ]
+    names = {
+        "api csv": "`GET /v1/customers/export?format=csv`",
+        "api jsonl": "`GET /v1/customers/export?format=jsonl`",
+        APP: "admin CSV (`/admin/customers/customer/export.csv`)",
+        BEFORE: "admin CSV, before",
+    }
+    for name, export in run.export.items():
+        share = export.rows_per_second / floor.rows_per_second
+        goal = met_text(share >= EXPORT_GOAL) if name.startswith("api") else "—"
+        lines.append(
+            f"| {names.get(name, name)} | {export.megabytes:.0f} | {export.seconds:.1f}"
+            f" | {export.rows_per_second:,.0f} | {share:.0%} | {goal}"
+            f" | {export.baseline_rss_mib:.0f} → {export.peak_rss_mib:.0f} MiB |"
+        )
+    return [*lines, ""]
+
+
+def import_floor_lines(writes: Writes, *, total: int) -> list[str]:
+    floor = writes.indexed_copy_rows_per_second
+    share = writes.import_rows_per_second / floor
+    rss_met = writes.import_peak_rss_mib * 1.048576 <= IMPORT_RSS_GOAL_MB
+    return [
+        f"**The import at a million rows**: `manage.py import_customers` of a realistic"
+        f" {writes.import_rows:,}-row file (bench/importfile.py: every field filled, metadata,"
+        " timestamps with offsets, ~10% of rows with a parent) into an empty scope of the"
+        f" table holding the {total:,} customers: {writes.import_seconds:.1f}s,"
+        f" **{writes.import_rows_per_second:,.0f} rows/s**, with its"
+        f" {writes.import_events:,} events. The floor for this schema: the same rows as the"
+        " import stored them (every column, dumped by COPY) loaded by one plain `COPY ... FROM"
+        " STDIN (FORMAT csv)` into the customer table itself (its"
+        f" {len(writes.customer_indexes)} indexes and the {total:,} rows already in them;"
+        " constraints checked at once; rolled back), after the import's scope was deleted:"
+        f" {writes.indexed_copy_seconds:.1f}s, **{floor:,.0f} rows/s**. The import makes"
+        f" **{share:.0%}** of that (goal ≥ {IMPORT_FLOOR_GOAL:.0%}:"
+        f" {met_text(share >= IMPORT_FLOOR_GOAL)}), while also checking every row, writing"
+        " its events and the per-status counts. The command's peak RSS (wait4's"
+        f" `ru_maxrss`): **{writes.import_peak_rss_mib * 1.048576:.0f} MB** (goal ≤"
+        f" {IMPORT_RSS_GOAL_MB} MB: {met_text(rss_met)}). Seeding a million"
+        f" (`seed_customers`, above) recorded {writes.seed_events:,} events; its peak RSS"
+        f" {writes.seed_peak_rss_mib * 1.048576:.0f} MB.",
+        "",
+    ]
+
+
+# -- Issue "Events and webhooks" ----------------------------------------------------------------
+
+WRITE_GOAL = 0.20  # at most 20% slower with events
+IMPORT_EVENTS_GOAL = 0.70  # the import with events at least 70% of its rows/s without
+DELIVERY_GOAL = 200  # deliveries/s, one worker
+
+
+def event_log_lines(run: Measurements) -> list[str]:
+    lines = ["## The event log and webhooks", ""]
+    writes = run.http_writes
+    if writes is not None:
+        samples = len(writes.create[EVENTS_ON])
+        load = run.http_writes_load
+        lines += [
+            "**Writes over HTTP, events on and off.** *Events on*: this checkout's app, served"
+            " as above (`crm.wsgi`); *events off*: the same app, same code and settings, with"
+            " `customers.services.customer_event_record` (the event's INSERT and its webhook"
+            " deliveries' query, in the change's transaction) replaced by a no-op"
+            " (`gunicorn bench.eventsoff.wsgi`): what the event log adds to a write, measured"
+            " by taking it out rather than against an older commit, whose other changes would"
+            f" count too. {samples} creates (`POST /v1/customers`, a full customer with"
+            " metadata) and as many updates (`PATCH /v1/customers/{id}`, a new name) per"
+            " server, 5 at a time, the two servers taking turns (order alternating), into a"
+            " scratch scope of the million-row table; no webhook endpoint subscribed there."
+            + (
+                f" Other processes used {load.others_cores:.0%} of a core meanwhile; load"
+                f" average {load.load_average_before} before, {load.load_average_after} after."
+                if load is not None
+                else ""
+            ),
+            "",
+            "| write | events on p50 | events off p50 | slower | events on p95 | events off p95"
+            " | goal ≤ +20% |",
+            "|---|---:|---:|---:|---:|---:|:---:|",
+        ]
+        for kind, name in (("create", "create"), ("update", "update")):
+            slower = writes.slower(kind)
+            lines.append(
+                f"| {name} | {milliseconds(writes.p50(kind, EVENTS_ON))}"
+                f" | {milliseconds(writes.p50(kind, EVENTS_OFF))} | {slower:+.0%}"
+                f" | {milliseconds(writes.p95(kind, EVENTS_ON))}"
+                f" | {milliseconds(writes.p95(kind, EVENTS_OFF))}"
+                f" | {met_text(slower <= WRITE_GOAL)} |"
+            )
+        lines.append("")
+    imports = run.import_events
+    if imports is not None:
+        ratio = imports.ratio
+        lines += [
+            f"**The import with and without its events**: the realistic {imports.rows:,}-row"
+            " file imported four times into an empty scratch scope (on, off, off, on; the"
+            " scope deleted between runs), *off* being the same command with"
+            " `customers.importer.customer_created_events_record` replaced by a function that"
+            " writes nothing (bench/import_without_events.py). With events:"
+            f" {imports.rows_per_second(EVENTS_ON):,.0f} rows/s (median of"
+            f" {', '.join(f'{s:.1f}s' for s in imports.seconds[EVENTS_ON])}); without:"
+            f" {imports.rows_per_second(EVENTS_OFF):,.0f} rows/s"
+            f" ({', '.join(f'{s:.1f}s' for s in imports.seconds[EVENTS_OFF])}):"
+            f" **{ratio:.0%}** (goal ≥ {IMPORT_EVENTS_GOAL:.0%}:"
+            f" {met_text(ratio >= IMPORT_EVENTS_GOAL)}).",
+            "",
+        ]
+    hooks = run.webhooks
+    if hooks is not None:
+        one = next((d for d in hooks.drains if d.workers == 1), None)
+        drains = "; ".join(
+            f"{d.workers} worker{'s' if d.workers > 1 else ''}: {d.deliveries:,} in"
+            f" {d.seconds:.1f}s, **{d.per_second:,.0f} deliveries/s**"
+            for d in hooks.drains
+        )
+        lines += [
+            "**Webhook delivery**: `manage.py deliver_webhooks` (production settings but for"
+            " private URLs allowed, bench/hooks_settings.py, as the receiver is on 127.0.0.1),"
+            " each process in its own transaction per claim of"
+            " 20, to a threaded `http.server` on 127.0.0.1 that answers 204 at once. A backlog"
+            f" of deliveries (one endpoint, `seed_customers` of {one.deliveries if one else 0:,}"
+            " customers: their events and deliveries in bulk), drained from the workers' start"
+            f" to the last arrival: {drains}"
+            + (
+                f" (goal ≥ {DELIVERY_GOAL} for one worker:"
+                f" {met_text(one.per_second >= DELIVERY_GOAL)})."
+                if one
+                else "."
+            ),
+            "",
+            f"**Lag** from commit to delivery under load: creates over HTTP from 2 connections"
+            f" ({hooks.lag_rate:,.0f} a second, each committed before its answer) while one"
+            f" worker (`--poll-seconds {hooks.poll_seconds:g}`) delivered"
+            f" {hooks.lag_deliveries_per_second:,.0f} a second; each delivery's arrival minus"
+            f" its create's answer, over {len(hooks.lags):,} deliveries: p50"
+            f" **{milliseconds(hooks.lag_p50)}**, p95 **{milliseconds(hooks.lag_p95)}**.",
+            "",
+        ]
+    return lines

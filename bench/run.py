@@ -92,6 +92,15 @@ from bench.data import (
     manage,
     pick_probes,
 )
+from bench.eventlog import (
+    EVENTS_OFF,
+    EVENTS_ON,
+    HTTP_ENVIRONMENT,
+    measure_http_writes,
+    measure_import_events,
+    measure_webhooks,
+    scratch_api_key,
+)
 from bench.measure import (
     APP,
     BEFORE,
@@ -102,13 +111,15 @@ from bench.measure import (
     SqlFloorVariant,
     capture_bodies,
     combined,
+    copy_export_floor,
     import_file_of,
     measure_export,
     measure_interleaved,
     measure_throughput,
     measure_writes,
+    remove_write_scopes,
 )
-from bench.queries import build_queries
+from bench.queries import build_queries, cursor_query, find_queries
 from bench.report import console_line, report
 from bench.server import Client, Server, admin_login, framework_floor_server
 from bench.system import checkout_description
@@ -132,9 +143,18 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         help="serve with a connection pool of N per process (DJANGO_DB_POOL_SIZE) instead of"
         " persistent connections",
     )
-    parser.add_argument("--no-export", action="store_true", help="skip the CSV export")
+    parser.add_argument("--no-export", action="store_true", help="skip the exports")
     parser.add_argument(
         "--no-writes", action="store_true", help="skip the bulk seed and import measurements"
+    )
+    parser.add_argument(
+        "--no-events",
+        action="store_true",
+        help="skip the event log's measurements (writes over HTTP with events on and off, the"
+        " import with and without events, webhook delivery)",
+    )
+    parser.add_argument(
+        "--import-rows", type=int, help="rows of the bulk import's file (default 1,000,000)"
     )
     parser.add_argument(
         "--compare",
@@ -179,6 +199,68 @@ def revoke_api_key(environment: dict[str, str], api_key: str) -> None:
         manage(environment, "revoke_api_key", api_key[:11], capture=True)
 
 
+def deep_cursor_query(port: int, headers: dict[str, str], depth: int, arguments):
+    """The cursor page after row ``depth``: the cursor from the offset page that ends there
+    (read once, untimed), the floor's keyset from that page's last row."""
+    client = Client(port, headers)
+    try:
+        status, body, _ = client.get(f"/v1/customers?offset={depth - 50}&limit=50")
+    finally:
+        client.close()
+    if status != 200:
+        raise BenchError(f"the page before the deep cursor: HTTP {status}: {body[:300]!r}")
+    page = json.loads(body)
+    cursor = page["pagination"]["next_cursor"]
+    last = page["items"][-1]
+    with psycopg.connect(arguments.database_url, autocommit=True) as connection:
+        created_at = connection.execute(
+            "SELECT created_at FROM customers_customer WHERE id = %s", [last["id"]]
+        ).fetchone()[0]
+    return cursor_query(cursor=cursor, after=(created_at, last["id"]), depth=depth)
+
+
+def measure_events_over_http(run, arguments, environment, servers, log_directory) -> None:
+    """Create and update over HTTP with events on (the app's server) and off (the same app,
+    its event writing a no-op: bench/eventsoff), taking turns; then webhook delivery."""
+    off = Server(
+        label=EVENTS_OFF,
+        environment=environment,
+        log_path=log_directory / "eventsoff.log",
+        app="bench.eventsoff.wsgi",
+    )
+    remove_write_scopes(arguments.database_url)
+    api_key = scratch_api_key(environment, HTTP_ENVIRONMENT)
+    try:
+        off.start()
+        print("create and update over HTTP, events on and off")
+        pids = lambda: [*servers[APP].pids(), *off.pids()]  # noqa: E731
+        with LoadWatch(pids, database_name(arguments.database_url)) as watch:
+            run.http_writes = measure_http_writes(
+                servers={EVENTS_ON: servers[APP], EVENTS_OFF: off},
+                api_key=api_key,
+                samples=20 if arguments.quick else 200,
+            )
+        run.http_writes_load = watch.load
+        for kind in ("create", "update"):
+            print(
+                f"  {kind}: p50 {run.http_writes.p50(kind, EVENTS_ON):.1f} ms with events,"
+                f" {run.http_writes.p50(kind, EVENTS_OFF):.1f} ms without"
+                f" ({run.http_writes.slower(kind):+.0%})"
+            )
+    finally:
+        off.stop()
+        revoke_api_key(environment, api_key)
+    print("webhook delivery")
+    run.webhooks = measure_webhooks(
+        database_url=arguments.database_url,
+        environment=environment,
+        app=servers[APP],
+        backlog=2_000 if arguments.quick else 20_000,
+        lag_seconds=5 if arguments.quick else 20,
+    )
+    remove_write_scopes(arguments.database_url)
+
+
 def main(argv: list[str]) -> int:
     arguments = parse_arguments(argv)
     signal.signal(signal.SIGTERM, raise_on_sigterm)
@@ -210,6 +292,7 @@ def main(argv: list[str]) -> int:
         common_word=arguments.common_word,
         search_count_limit=search_count_limit,
     )
+    queries += find_queries(probes=probes, common_word=arguments.common_word)
 
     log_directory = Path(tempfile.mkdtemp(prefix="crm_bench_"))
     checkouts = {APP: ROOT}
@@ -240,9 +323,13 @@ def main(argv: list[str]) -> int:
                     "api": Client(server.port, api_headers),
                     "admin": Client(server.port, {"Cookie": cookies[label]}),
                 },
+                old=label == BEFORE,
             )
             cleanup.callback(variant.close)
             variants.append(variant)
+        # The page after the row at the deep offset, by the cursor the app gives for it (the
+        # offset page before it is read once, here, untimed): a cursor walk's page there.
+        queries.append(deep_cursor_query(servers[APP].port, api_headers, deep_offset, arguments))
         # The framework floor answers, from memory, the very bodies the app answered.
         api_queries = [query for query in queries if query.kind == "api"]
         bodies = {variant.name: capture_bodies(variant, api_queries) for variant in variants}
@@ -250,6 +337,7 @@ def main(argv: list[str]) -> int:
             run.same_bodies = {
                 query.name: bodies[BEFORE][query.name] == bodies[APP][query.name]
                 for query in api_queries
+                if query.name in bodies[BEFORE]
             }
         framework = framework_floor_server(
             environment=environment,
@@ -303,25 +391,38 @@ def main(argv: list[str]) -> int:
             throughput_runs[label].append(measured)
         run.throughput = {label: combined(each) for label, each in throughput_runs.items()}
         if not arguments.no_export:
-            for label, server in servers.items():
-                print(f"CSV export of {BENCH_TENANT}/{BENCH_ENVIRONMENT} ({label})")
-                export = measure_export(
-                    server=server,
-                    cookie=cookies[label],
-                    # The list's (and its export's) current environment: the operator's
-                    # first, BENCH_ENVIRONMENT, as for the changelist queries above. A
-                    # specific `environment=` would be a redirect that switches to it.
-                    path="/admin/customers/customer/export.csv",
-                )
+            exports = [
+                # The list's (and its export's) current environment: the operator's first,
+                # BENCH_ENVIRONMENT, as for the changelist queries above. A specific
+                # `environment=` would be a redirect that switches to it.
+                (label, label, {"Cookie": cookies[label]}, "/admin/customers/customer/export.csv")
+                for label in servers
+            ]
+            exports += [
+                (f"api {fmt}", APP, api_headers, f"/v1/customers/export?format={fmt}")
+                for fmt in ("csv", "jsonl")
+            ]
+            for name, label, headers, path in exports:
+                print(f"export of {BENCH_TENANT}/{BENCH_ENVIRONMENT}: {path} ({label})")
+                export = measure_export(server=servers[label], headers=headers, path=path)
                 print(f"  {export.rows:,} rows in {export.seconds:.1f}s")
                 if export.rows != main_scope.count:
                     raise BenchError(
-                        f"{label}: the export has {export.rows:,} rows, not {main_scope.count:,}"
+                        f"{name}: the export has {export.rows:,} rows, not {main_scope.count:,}"
                     )
-                run.export[label] = export
+                run.export[name] = export
+            print("COPY (SELECT ...) TO STDOUT of the same rows")
+            run.copy_floor = copy_export_floor(
+                arguments.database_url, tenant=BENCH_TENANT, environment=BENCH_ENVIRONMENT
+            )
+            print(f"  {run.copy_floor.rows:,} rows in {run.copy_floor.seconds:.1f}s")
+
+        if not arguments.no_events:
+            measure_events_over_http(run, arguments, environment, servers, log_directory)
+            cleanup.callback(remove_write_scopes, arguments.database_url)
 
     if not arguments.no_writes:
-        import_rows = 10_000 if arguments.quick else 100_000
+        import_rows = arguments.import_rows or (20_000 if arguments.quick else 1_000_000)
         with import_file_of(environment, rows=import_rows) as import_file:
             for label, checkout in checkouts.items():
                 print(f"bulk writes with the commands of {label} ({checkout})")
@@ -332,9 +433,19 @@ def main(argv: list[str]) -> int:
                     import_file=import_file,
                     import_rows=import_rows,
                     cwd=checkout,
-                    unindexed_copy=label == APP,
+                    floors=label == APP,
                     label=label,
                 )
+    if not arguments.no_events:
+        events_rows = 10_000 if arguments.quick else 100_000
+        with import_file_of(environment, rows=events_rows) as import_file:
+            print(f"the import of {events_rows:,} rows with and without its events")
+            run.import_events = measure_import_events(
+                database_url=arguments.database_url,
+                environment=environment,
+                import_file=import_file,
+                rows=events_rows,
+            )
     text = report(
         run,
         command=command,
