@@ -62,6 +62,24 @@ READ_ONLY_BODY_FIELDS = frozenset({*SERVER_OWNED_FIELDS, "parent_customer"})
 BROWSABLE_API_FORM_FIELDS = frozenset({"csrfmiddlewaretoken", "_content", "_content_type"})
 
 
+# Fields of Flexprice's newer customer (its SDK's create and update) that this API does not
+# store: refused by name rather than dropped, so that nothing a client sends is lost unseen.
+FLEXPRICE_ONLY_FIELDS = frozenset(
+    {
+        "billing_currency",
+        "contact",
+        "contact_persons",
+        "integration_entity_mapping",
+        "onboarding_workflow_name",
+        "skip_onboarding_workflow",
+        "tax_rate_overrides",
+        "tax_treatment",
+        "timezone",
+    }
+)
+FLEXPRICE_ONLY_MESSAGE = "is a Flexprice field this API does not store: leave it out"
+
+
 def customer_fields_from_body(body: Any) -> dict[str, Any]:
     """The writable fields of a JSON body; an unknown field is a 400 naming it."""
     if not isinstance(body, dict):
@@ -69,5 +87,14 @@ def customer_fields_from_body(body: Any) -> dict[str, Any]:
     ignored = READ_ONLY_BODY_FIELDS | BROWSABLE_API_FORM_FIELDS
     unknown = [name for name in body if name not in EDITABLE_FIELDS and name not in ignored]
     if unknown:
-        raise ApiValidationError({str(name): ["is not a known field"] for name in unknown})
+        raise ApiValidationError(
+            {
+                str(name): [
+                    FLEXPRICE_ONLY_MESSAGE
+                    if name in FLEXPRICE_ONLY_FIELDS
+                    else "is not a known field"
+                ]
+                for name in unknown
+            }
+        )
     return {name: value for name, value in body.items() if name in EDITABLE_FIELDS}

@@ -90,7 +90,11 @@ def test_every_curl_example_works_against_the_demo_data():
             assert next_cursor, "the walk's first page has a next page"
         if "cursor=" in path:
             assert data["pagination"]["offset"] is None, data
-        if "limit=0" in path:
+        if path == "/v1/customers/search":
+            assert response.status_code == 200, (path, data)
+            assert list(data) == ["items", "pagination"]
+            assert data["items"], f"{path} returned no customers from the demo data"
+        elif "limit=0" in path:
             assert response.status_code == 400
             assert data["error"]["details"] == {"limit": ["must be between 1 and 1000"]}
         elif method == "POST":
