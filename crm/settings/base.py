@@ -1,10 +1,12 @@
 """Settings shared by every environment; what differs per deploy comes from the environment."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from crm.settings.env import env_bool, env_list, env_str
+from crm.settings.env import env_bool, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -24,12 +26,16 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Failed admin logins, per username and address (the lockout below).
+    "axes",
     "customers",
 ]
 
 MIDDLEWARE = [
     # Outermost: every response, whoever answers it, carries the request's X-Request-ID.
     "customers.request_id.RequestIdMiddleware",
+    # Each API key's rate limit, before any view or query; its 429 is the envelope already.
+    "customers.api.ratelimit.ApiRateLimitMiddleware",
     # Next, so that every /v1/ error, whichever layer answers it, gets the envelope.
     "customers.api.middleware.ApiErrorEnvelopeMiddleware",
     # `/v1/customers/` -> 308 `/v1/customers` (query kept).
@@ -43,6 +49,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a login refused for a locked-out username into the
+    # login page with the lockout's message.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -99,6 +108,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it refuses a locked-out username before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Admin (and browsable API) logins: after 5 failed attempts for one username from one address,
+# each within 15 minutes of the previous, that username is refused from that address for 15
+# minutes, even with its right password (customers/login_throttling.py says so on the page).
+# Attempts are rows in the database (django-axes' default handler), so every process and
+# machine sees them. `manage.py axes_reset_username USERNAME` lifts a lockout.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# A locked-out attempt does not extend the lockout: it ends 15 minutes after the 5th failure.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A successful login forgets the failures before it.
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "customers.login_throttling.lockout_response"
+# No banner on every start (each failure and lockout is still logged as a warning).
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -176,6 +206,11 @@ SPECTACULAR_SETTINGS = {
         "CustomerStatusEnum": "customers.models.CustomerStatus",
         "ErrorCodeEnum": "customers.api.schema.ERROR_CODE_CHOICES",
     },
+    # Every operation a key calls may answer 429, and its answers carry the RateLimit headers.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "customers.api.schema.rate_limit_responses",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -185,6 +220,40 @@ SPECTACULAR_SETTINGS = {
         # No badge fetched from validator.swagger.io: the page works offline.
         "validatorUrl": None,
     },
+}
+
+# Rate limits per API key (customers/api/ratelimit.py): API_RATE_LIMIT requests per second,
+# minute or hour (`100/s`, `6000/min`, `100000/h`), counted in the "ratelimit" cache: Redis
+# when REDIS_URL is set, one count shared by every process and machine; otherwise each
+# process's memory (development, tests: one process). A bad value stops the app here.
+API_RATE_LIMIT = env_rate("API_RATE_LIMIT", "100/s")
+REDIS_URL = env_str("REDIS_URL", "").strip()
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        f"REDIS_URL must be a redis://, rediss:// or unix:// URL, not {REDIS_URL!r}"
+    )
+# A Redis that does not answer within these seconds counts as down: the request is served
+# without its limit (customers/api/ratelimit.py logs it) rather than kept waiting.
+REDIS_TIMEOUT_SECONDS = 0.25
+
+
+def ratelimit_cache(redis_url: str) -> dict:
+    if not redis_url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rl"}
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": redis_url,
+        "KEY_PREFIX": "crm",
+        "OPTIONS": {
+            "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+            "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        },
+    }
+
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "ratelimit": ratelimit_cache(REDIS_URL),
 }
 
 # Webhooks (customers/webhooks.py): endpoint URLs must be https:// and resolve to public

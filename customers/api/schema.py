@@ -7,6 +7,7 @@ that ``views.py`` gains decorators and nothing else. Served at `/v1/openapi.json
 shown by Swagger UI at `/v1/docs/`; ``test_openapi`` checks both against the real shapes.
 """
 
+from django.conf import settings
 from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiSerializerFieldExtension,
@@ -30,6 +31,15 @@ from customers.api.params import (
     MAX_CURSOR_LENGTH,
     MAX_LIMIT,
     MAX_OFFSET,
+)
+from customers.api.ratelimit import (
+    LIMIT_HEADER,
+    REMAINING_HEADER,
+    RESET_HEADER,
+    RETRY_AFTER_HEADER,
+    rate_of,
+    too_many_requests_message,
+    window_of,
 )
 from customers.filters import (
     BOUND_PARAMS,
@@ -1036,3 +1046,85 @@ EVENT_RETRIEVE_RESPONSES = {
     ),
     **COMMON_ERRORS,
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate limits (customers/api/ratelimit.py): added to every operation a key can call, by a
+# drf-spectacular postprocessing hook, so that every view, present and future, is described.
+
+KEY_SCHEMES = {BEARER_SCHEME, API_KEY_SCHEME}
+
+
+def rate_limit_headers() -> dict:
+    when = (
+        "On every answer to a request with a well-formed key (none while the counters are "
+        "unreachable, when the limit is not enforced)."
+    )
+    return {
+        LIMIT_HEADER: {
+            "schema": {"type": "integer", "minimum": 1},
+            "description": f"The requests the key may make per window (`API_RATE_LIMIT`). {when}",
+        },
+        REMAINING_HEADER: {
+            "schema": {"type": "integer", "minimum": 0},
+            "description": f"The requests left to the key in this window. {when}",
+        },
+        RESET_HEADER: {
+            "schema": {"type": "integer", "minimum": 1},
+            "description": f"Whole seconds until the window ends and the count restarts. {when}",
+        },
+    }
+
+
+def rate_limited_response_schema() -> dict:
+    rate = rate_of(settings.API_RATE_LIMIT)
+    reset = window_of(rate, 0.0)[1]  # a whole window, the longest wait
+    return {
+        "headers": {
+            RETRY_AFTER_HEADER: {
+                "schema": {"type": "integer", "minimum": 1},
+                "description": "Whole seconds until the key may call again.",
+            },
+            **rate_limit_headers(),
+        },
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/ErrorEnvelope"},
+                "examples": {
+                    "RateLimited": {
+                        "value": {
+                            "success": False,
+                            "error": {
+                                "code": ERROR_CODES[429],
+                                "message": too_many_requests_message(rate, reset),
+                                "details": {},
+                            },
+                        },
+                        "summary": ERROR_CODES[429],
+                    }
+                },
+            }
+        },
+        "description": (
+            f"The key made more than its {rate} (`API_RATE_LIMIT`, counted across every "
+            "process); `Retry-After` says when to try again. The answer is JSON whatever the "
+            "operation's format."
+        ),
+    }
+
+
+def rate_limit_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: the 429 and the RateLimit headers."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue  # a path's own `parameters`
+            schemes = {name for option in operation.get("security", ()) for name in option}
+            if not schemes & KEY_SCHEMES:
+                continue
+            responses = operation["responses"]
+            for response in responses.values():
+                response["headers"] = {**response.get("headers", {}), **rate_limit_headers()}
+            responses["429"] = rate_limited_response_schema()
+            operation["responses"] = dict(sorted(responses.items()))
+    return result
