@@ -403,3 +403,21 @@ def stopped(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.kill()
     process.communicate(timeout=WAIT_SECONDS)
+
+
+def test_the_dry_run_names_the_first_line_of_a_repeated_id(scope_a):
+    text = (
+        "id,external_id,name,status\n"
+        "cust_01JAAAAAAAAAAAAAAAAAAAAAA1,a,A,published\n"
+        "cust_01JAAAAAAAAAAAAAAAAAAAAAA2,old,Old,archived\n"
+        "cust_01JAAAAAAAAAAAAAAAAAAAAAA3,old,Older,archived\n"
+        "cust_01JAAAAAAAAAAAAAAAAAAAAAA1,b,B,published\n"
+    )
+    result = dry_run_customers_csv(path=write(text), tenant_id="tenant_a", environment_id="env_a")
+    assert [(p.line, p.field, p.message) for p in result.problems] == [
+        (
+            5,
+            "id",
+            "id 'cust_01JAAAAAAAAAAAAAAAAAAAAAA1' appears twice in the file (first on line 2)",
+        )
+    ]
