@@ -421,3 +421,26 @@ def test_the_dry_run_names_the_first_line_of_a_repeated_id(scope_a):
             "id 'cust_01JAAAAAAAAAAAAAAAAAAAAAA1' appears twice in the file (first on line 2)",
         )
     ]
+
+
+def test_an_import_whose_claim_was_taken_over_writes_nothing(scope_a, user, monkeypatch):
+    """The job is marked imported in the import's own transaction, only by the claim's
+    holder: a worker whose lease ran out, and whose job another worker took, commits
+    nothing."""
+    job = run_after(job_for(scope_a.scope, user, csv_text(30)))
+    import_job_start(job=job, user=user)
+    real_import = import_jobs.import_customers_csv
+
+    def taken_over_meanwhile(**kwargs):
+        result = real_import(**kwargs)
+        assert scope_a.scope.confine(Customer.objects.all()).count() == 30  # written so far
+        ImportJob.objects.filter(pk=job.pk).update(claim_token="another-worker")
+        return result
+
+    monkeypatch.setattr(import_jobs, "import_customers_csv", taken_over_meanwhile)
+    assert import_jobs.import_job_run_next(stop=threading.Event()) == 1
+    assert not Customer.objects.exists()
+    assert not CustomerEvent.objects.exists()
+    job.refresh_from_db()
+    assert job.status == ImportStatus.QUEUED
+    assert ImportFileChunk.objects.filter(job=job).exists()  # still there for its holder
