@@ -17,7 +17,8 @@ acceptable price for a limit meant to protect the service rather than to bill.
 
 When the cache cannot be reached the request is served uncounted (the limit is not enforced
 meanwhile, and the answer carries no RateLimit headers, as there is no count to tell), the
-cache is left alone for a second, and the outage is logged at most once a minute per process.
+cache is left alone for a second, and the outage is logged at most once a minute per process;
+refusals too are logged at most once a minute per key and process, never one line each.
 """
 
 import functools
@@ -52,6 +53,7 @@ PERIOD_WORDS = {1: "second", 60: "minute", 3600: "hour"}
 # After a failure the cache is not asked again for this long: a Redis that does not answer
 # (rather than refusing at once) would otherwise cost every request its timeout.
 RETRY_CACHE_AFTER_SECONDS = 1.0
+# How often an outage, or one key's refusals, may be logged by a process.
 OUTAGE_LOG_INTERVAL_SECONDS = 60.0
 # Errors of the cache, not of the request: Redis's own, and sockets under it.
 CACHE_ERRORS = (RedisError, OSError)
@@ -212,11 +214,36 @@ def too_many_requests_message(rate: Rate, reset: int) -> str:
     return f"too many requests: this API key may make {rate}; retry after {reset} s"
 
 
-def rate_limited_response(raw_key_prefix: str, rate: Rate, usage: Usage) -> HttpResponse:
-    if usage.count == rate.limit + 1:
-        # One line per key and window, by whichever process refuses first: not one per
-        # refused request, which Django would log for every 4xx.
+class RefusalLog:
+    """Refusals logged at most once a minute per key and process, not once per request
+    (which Django would do for every 4xx): the first refusal of a window is logged, by
+    whichever process made it, unless this process logged that key within the minute."""
+
+    MAX_KEYS = 10_000  # past it, forget them all (a flood of distinct keys)
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.logged_at: dict[str, float] = {}
+
+    def refused(self, raw_key_prefix: str, rate: Rate, usage: Usage) -> None:
+        if usage.count != rate.limit + 1:
+            return
+        now = time.monotonic()
+        with self.lock:
+            last = self.logged_at.get(raw_key_prefix)
+            if last is not None and now - last < OUTAGE_LOG_INTERVAL_SECONDS:
+                return
+            if len(self.logged_at) >= self.MAX_KEYS:
+                self.logged_at.clear()
+            self.logged_at[raw_key_prefix] = now
         logger.warning("API key %s passed its rate limit of %s", raw_key_prefix, rate)
+
+
+refusals = RefusalLog()
+
+
+def rate_limited_response(raw_key_prefix: str, rate: Rate, usage: Usage) -> HttpResponse:
+    refusals.refused(raw_key_prefix, rate, usage)
     response = error_json_response(429, too_many_requests_message(rate, usage.reset))
     response[RETRY_AFTER_HEADER] = str(usage.reset)
     response._has_been_logged = True  # see above (django.utils.log.log_response)

@@ -48,8 +48,10 @@ def fresh_counters():
     assert isinstance(cache, LocMemCache)  # never clear a Redis: it would be FLUSHDB
     cache.clear()
     ratelimit.outage.__init__()
+    ratelimit.refusals.__init__()
     yield
     ratelimit.outage.__init__()
+    ratelimit.refusals.__init__()
 
 
 @pytest.fixture
@@ -179,6 +181,19 @@ def test_past_the_limit_a_429_in_the_envelope_with_retry_after(scope_a, clock):
     again = api.get("/v1/customers")
     assert again.status_code == 200
     assert rate_headers(again)["RateLimit-Remaining"] == "2"
+
+
+@pytest.mark.django_db
+@override_settings(API_RATE_LIMIT="2/s")
+def test_refusals_are_logged_once_a_minute_per_key_not_per_request(scope_a, clock, caplog):
+    caplog.set_level(logging.INFO)
+    api = scope_a.client()
+    for _ in range(30):  # 30 windows of a second, each refusing 3 requests
+        assert [r.status_code for r in ask(api, 5)] == [200, 200, 429, 429, 429]
+        clock.value += 1
+    lines = [r.getMessage() for r in caplog.records]
+    prefix = scope_a.key[:11]
+    assert lines == [f"API key {prefix} passed its rate limit of 2 requests per second"]
 
 
 @pytest.mark.django_db
