@@ -463,3 +463,28 @@ def job_failed(claim: jobs.Claim, error: str) -> None:
     with transaction.atomic():
         if finished(claim, status=ImportStatus.FAILED, error=error):
             ImportFileChunk.objects.filter(job_id__in=claim.ids).delete()
+
+
+# -- Files never imported -------------------------------------------------------------------
+
+
+def import_files_purge(*, older_than_days: int) -> int:
+    """Discard the files of dry-run-checked uploads nobody imported within
+    ``older_than_days`` (the job stays, failed, saying so); returns how many. Files of jobs
+    a worker still has to run are kept; the others were discarded when they finished."""
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    stale = list(
+        ImportJob.objects.filter(status=ImportStatus.CHECKED, created_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    for job_id in stale:
+        with transaction.atomic():
+            if ImportJob.objects.filter(pk=job_id, status=ImportStatus.CHECKED).update(
+                status=ImportStatus.FAILED,
+                error=f"not imported within {older_than_days} days of its upload;"
+                " the file was discarded (upload it again to import it)",
+                finished_at=timezone.now(),
+            ):
+                ImportFileChunk.objects.filter(job_id=job_id).delete()
+    return len(stale)

@@ -10,11 +10,13 @@ import tempfile
 import threading
 import time
 from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
@@ -444,3 +446,29 @@ def test_an_import_whose_claim_was_taken_over_writes_nothing(scope_a, user, monk
     job.refresh_from_db()
     assert job.status == ImportStatus.QUEUED
     assert ImportFileChunk.objects.filter(job=job).exists()  # still there for its holder
+
+
+def test_files_never_imported_are_discarded_after_some_days(scope_a, user):
+    waiting = run_after(job_for(scope_a.scope, user, csv_text(2)))
+    recent = job_for(scope_a.scope, user, csv_text(3))
+    run_import_jobs(once=True)
+    ImportJob.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(days=8))
+    out = StringIO()
+    call_command("purge_import_files", stdout=out)
+    assert "Discarded the files of 1 uploads not imported in 7 days." in out.getvalue()
+    waiting.refresh_from_db()
+    assert waiting.status == ImportStatus.FAILED
+    assert "not imported within 7 days" in waiting.error
+    assert not ImportFileChunk.objects.filter(job=waiting).exists()
+    assert ImportFileChunk.objects.filter(job=recent).exists()
+    assert not import_job_start(job=waiting, user=user)
+
+
+@pytest.mark.postgres
+def test_the_chunks_are_compressed_with_lz4_on_postgresql():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attcompression FROM pg_attribute"
+            " WHERE attrelid = 'customers_importfilechunk'::regclass AND attname = 'data'"
+        )
+        assert cursor.fetchone() == ("l",)
