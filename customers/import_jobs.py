@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -348,6 +348,8 @@ def import_job_run_next(*, stop: threading.Event) -> int:
         logger.warning("import job %s: taken over by another worker", job.pk)
     except CustomerImportError as error:
         job_failed(claim, str(error))
+    except (OperationalError, InterfaceError):
+        raise  # the database is away: the job comes due again when its lease ends
     except Exception as error:
         logger.exception("import job %s failed", job.pk)
         job_failed(claim, f"internal error: {type(error).__name__}")

@@ -17,7 +17,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -472,3 +472,17 @@ def test_the_chunks_are_compressed_with_lz4_on_postgresql():
             " WHERE attrelid = 'customers_importfilechunk'::regclass AND attname = 'data'"
         )
         assert cursor.fetchone() == ("l",)
+
+
+def test_a_database_outage_mid_stage_leaves_the_job_for_a_retry(scope_a, user, monkeypatch):
+    job = job_for(scope_a.scope, user, csv_text(3))
+
+    def outage(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(import_jobs, "dry_run_customers_csv", outage)
+    with pytest.raises(OperationalError):
+        import_jobs.import_job_run_next(stop=threading.Event())
+    job.refresh_from_db()
+    assert (job.status, job.error) == (ImportStatus.CHECKING, "")
+    assert job.claim_token  # held until its lease ends, then tried again
