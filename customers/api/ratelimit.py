@@ -128,12 +128,14 @@ def cache_count(key: str, ttl: int) -> int:
 
 
 class CacheOutage:
-    """Whether to skip the cache for now, and its outage logged at most once a minute."""
+    """Whether to skip the cache for now; its outages logged at most once a minute (with
+    the requests served uncounted since the last report), and their ends once each."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.retry_at = 0.0  # time.monotonic() before which the cache is not asked
         self.down = False
+        self.reported_down = False  # an outage was logged and its end not yet
         self.logged_at: float | None = None
         self.uncounted = 0
 
@@ -151,8 +153,9 @@ class CacheOutage:
             self.down = True
             self.uncounted += 1
             if self.logged_at is not None and now - self.logged_at < OUTAGE_LOG_INTERVAL_SECONDS:
-                return
-            self.logged_at, uncounted, self.uncounted = now, self.uncounted, 0
+                return  # a Redis that flaps is still reported once a minute
+            self.logged_at, self.reported_down = now, True
+            uncounted, self.uncounted = self.uncounted, 0
         logger.error(
             "API rate limits are not enforced: the rate-limit cache is unreachable (%s: %s);"
             " %d request(s) served uncounted since the last report (reported at most once a"
@@ -168,7 +171,11 @@ class CacheOutage:
         with self.lock:
             if not self.down:
                 return
-            self.down, self.logged_at, uncounted, self.uncounted = False, None, self.uncounted, 0
+            self.down = False
+            if not self.reported_down:
+                return
+            self.reported_down = False
+            uncounted, self.uncounted = self.uncounted, 0
         logger.warning(
             "API rate limits are enforced again: the rate-limit cache answers"
             " (%d request(s) served uncounted since the last report)",

@@ -566,3 +566,24 @@ def test_an_outage_is_logged_at_most_once_a_minute(caplog, monkeypatch):
     outage.failed(ConnectionError("refused"))
     assert len(caplog.records) == 2
     assert "100 request(s) served uncounted" in caplog.records[1].getMessage()
+
+
+def test_a_flapping_cache_is_logged_at_most_twice_a_minute(caplog, monkeypatch):
+    """Each outage reported (once a minute at most), and the end of each reported one."""
+    caplog.set_level(logging.WARNING, logger="customers.api.ratelimit")
+    now = SimpleNamespace(value=1000.0)
+    monkeypatch.setattr(
+        ratelimit, "time", SimpleNamespace(time=time.time, monotonic=lambda: now.value)
+    )
+    outage = ratelimit.CacheOutage()
+    for _ in range(20):  # down and up again every 3 s, for 60 s
+        outage.failed(ConnectionError("refused"))
+        now.value += 1.5
+        outage.recovered()
+        now.value += 1.5
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "not enforced" in messages[0]
+    assert "enforced again" in messages[1]
+    outage.failed(ConnectionError("refused"))
+    assert "20 request(s) served uncounted" in caplog.records[-1].getMessage()
