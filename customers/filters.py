@@ -143,10 +143,13 @@ class ValueListField(CheapCopyFieldMixin, forms.Field):
     widget = ValueListWidget
 
     def to_python(self, value):
-        items: list[str] = []
+        parts: list[str] = []
         for raw in value or []:
-            items.extend(part.strip() for part in str(raw).split(",") if part.strip())
-        return list(dict.fromkeys(items))
+            parts.extend(part.strip() for part in str(raw).split(","))
+        # Counted as sent (empty items too: what the OpenAPI document's maxItems counts).
+        if len(parts) > MAX_LIST_VALUES:
+            raise ValidationError(f"must have at most {MAX_LIST_VALUES} values", code="too_many")
+        return list(dict.fromkeys(part for part in parts if part))
 
     def validate(self, value):
         if len(value) > MAX_LIST_VALUES:
@@ -357,7 +360,7 @@ def parse_sort_items(items: list | tuple) -> tuple[SortKey, ...]:
         field, direction = item.get("field"), item.get("direction")
         if field is None:
             raise path_error(f"{path}.field", "is required")
-        if field not in SORT_COLUMNS:
+        if not isinstance(field, str) or field not in SORT_COLUMNS:
             raise path_error(f"{path}.field", f"must be one of {', '.join(SORT_COLUMNS)}")
         if any(key.sort == field for key in keys):
             raise path_error(f"{path}.field", f"sorts on {field} a second time")

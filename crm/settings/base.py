@@ -173,6 +173,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": None,
     "DEFAULT_FILTER_BACKENDS": [],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # OPTIONS names the view and its media types (customers/api/metadata.py).
+    "DEFAULT_METADATA_CLASS": "customers.api.metadata.ApiMetadata",
 }
 
 # The OpenAPI schema (/v1/openapi.json) and Swagger UI (/v1/docs/): customers.api.schema

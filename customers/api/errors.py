@@ -30,6 +30,8 @@ ERROR_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "already_exists",
+    413: "request_too_large",
+    414: "request_too_large",
     429: "rate_limited",
     500: "internal_error",
     503: "service_unavailable",
@@ -98,7 +100,7 @@ def api_exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         details = {"body": [f"must be at most {limit} bytes"]}
-        return Response(error_body(400, f"body must be at most {limit} bytes", details), status=400)
+        return Response(error_body(413, f"body must be at most {limit} bytes", details), status=413)
     if isinstance(exc, TooManyFieldsSent):
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         details = {"query": [f"must have at most {limit} parameters"]}

@@ -25,6 +25,7 @@ from rest_framework import serializers
 from customers.api.errors import ERROR_CODES
 from customers.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from customers.api.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
+from customers.api.middleware import MAX_QUERY_STRING_BYTES
 from customers.api.params import (
     DEFAULT_LIMIT,
     EXPANDABLE,
@@ -119,7 +120,7 @@ CUSTOMER_ID_SCHEMA_PATTERN = rf"^{CUSTOMER_ID_PATTERN.pattern}$"
 ERROR_CODE_STATUSES = {code: status for status, code in ERROR_CODES.items()}
 ERROR_CODE_STATUSES.update(not_acceptable=406, unsupported_media_type=415)
 ERROR_CODE_CHOICES = [
-    (code, f"HTTP {status}")
+    (code, "HTTP 413 or 414" if code == "request_too_large" else f"HTTP {status}")
     for code, status in sorted(ERROR_CODE_STATUSES.items(), key=lambda item: item[1])
 ]
 
@@ -602,10 +603,30 @@ SERVICE_UNAVAILABLE = error_response(
     error_example(503, "the service is unavailable, try again shortly"),
 )
 
+QUERY_TOO_LONG = error_response(
+    414,
+    f"The query string is longer than {MAX_QUERY_STRING_BYTES} bytes.",
+    error_example(
+        414,
+        f"query must be at most {MAX_QUERY_STRING_BYTES} bytes",
+        {"query": [f"must be at most {MAX_QUERY_STRING_BYTES} bytes"]},
+    ),
+)
+BODY_TOO_LARGE = error_response(
+    413,
+    f"The body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (refused unread).",
+    error_example(
+        413,
+        f"body must be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes",
+        {"body": [f"must be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"]},
+    ),
+)
+
 # Every operation can answer these.
 COMMON_ERRORS = {
     401: UNAUTHENTICATED,
     403: PERMISSION_DENIED,
+    414: QUERY_TOO_LONG,
     500: INTERNAL_ERROR,
     503: SERVICE_UNAVAILABLE,
 }
@@ -843,6 +864,7 @@ CREATE_RESPONSES = {
     ),
     400: bad_request("name", "is required"),
     409: CONFLICT,
+    413: BODY_TOO_LARGE,
     415: UNSUPPORTED_MEDIA_TYPE,
     **COMMON_ERRORS,
 }
@@ -867,6 +889,7 @@ UPDATE_RESPONSES = {
     ),
     404: NOT_FOUND,
     409: CONFLICT,
+    413: BODY_TOO_LARGE,
     415: UNSUPPORTED_MEDIA_TYPE,
     **COMMON_ERRORS,
 }
@@ -978,7 +1001,7 @@ class EventPaginationSchemaSerializer(serializers.Serializer):
     next_cursor = serializers.CharField(allow_null=True)
 
 
-@extend_schema_serializer(component_name="EventList")
+@extend_schema_serializer(component_name="EventList", many=False)
 class EventListSchemaSerializer(serializers.Serializer):
     items = EventSchemaSerializer(many=True)
     pagination = EventPaginationSchemaSerializer()

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from customers.api.params import DEFAULT_LIMIT, EXPANDABLE, MAX_CURSOR_LENGTH, MAX_LIMIT
 from customers.api.schema import (
+    BODY_TOO_LARGE,
     LIST_RESPONSES,
     MAX_LIST_VALUES,
     MAX_METADATA_FILTERS,
@@ -122,7 +123,11 @@ class ConditionSchemaField(serializers.JSONField):
 class SortConditionSchemaSerializer(serializers.Serializer):
     field = serializers.ChoiceField(choices=SORT_VALUES)
     direction = serializers.ChoiceField(
-        choices=["asc", "desc"], required=False, default=DEFAULT_ORDER
+        choices=["asc", "desc"],
+        required=False,
+        allow_null=True,
+        default=DEFAULT_ORDER,
+        help_text="`null` or left out: `desc`.",
     )
 
 
@@ -134,10 +139,10 @@ def text_schema_field(help_text: str, **kwargs) -> serializers.CharField:
 
 def id_list_field(what: str) -> serializers.ListField:
     return serializers.ListField(
-        child=serializers.CharField(max_length=MAX_VALUE_LENGTH),
+        child=serializers.CharField(max_length=MAX_VALUE_LENGTH, allow_blank=True),
         required=False,
         max_length=MAX_LIST_VALUES,
-        help_text=f"Only customers whose {what} is one of these.",
+        help_text=f"Only customers whose {what} is one of these (empty items are left out).",
     )
 
 
@@ -178,6 +183,13 @@ class CustomerSearchSchemaSerializer(serializers.Serializer):
     """Every key is optional; an unknown key is a 400 naming it, and `null` is absent. The
     answer is exactly that of `GET /v1/customers` with the same parameters."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():  # `null` is the key left out
+            field.allow_null = True
+            if isinstance(field, serializers.CharField | serializers.ChoiceField):
+                field.allow_blank = True  # and so is "", as on the list
+
     limit = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
     )
@@ -201,9 +213,12 @@ class CustomerSearchSchemaSerializer(serializers.Serializer):
         f"{MAX_SEARCH_WORDS}), each a case-insensitive substring of name, email or external id."
     )
     metadata = serializers.DictField(
-        child=serializers.CharField(max_length=MAX_VALUE_LENGTH),
+        child=serializers.CharField(max_length=MAX_VALUE_LENGTH, allow_blank=True),
         required=False,
-        help_text=f"Each pair as `metadata[KEY]=VALUE`, ANDed; at most {MAX_METADATA_FILTERS}.",
+        help_text=(
+            f"Each pair as `metadata[KEY]=VALUE`, ANDed; at most {MAX_METADATA_FILTERS}, keys of"
+            f" 1 to {MAX_METADATA_KEY_LENGTH} characters; an empty value is left out."
+        ),
     )
     start_time = serializers.CharField(
         required=False, help_text="`created_at` at or after this RFC 3339 instant (or date)."
@@ -239,5 +254,6 @@ SEARCH_RESPONSES = {
     400: bad_request(
         "filters[0].operator", "must be one of eq, contains, not_contains for data_type string"
     ),
+    413: BODY_TOO_LARGE,
     415: UNSUPPORTED_MEDIA_TYPE,
 }

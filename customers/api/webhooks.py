@@ -23,6 +23,7 @@ from customers.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from customers.api.idempotency import MAX_KEY_LENGTH, idempotent
 from customers.api.params import RENDERING_PARAMS
 from customers.api.schema import (
+    BODY_TOO_LARGE,
     COMMON_ERRORS,
     IDEMPOTENCY_CONFLICT,
     IDEMPOTENCY_KEY_PARAMETER,
@@ -215,6 +216,7 @@ class WebhookEndpointViewSet(viewsets.GenericViewSet):
             ),
             400: bad_request("url", "must be an https:// URL"),
             409: IDEMPOTENCY_CONFLICT,
+            413: BODY_TOO_LARGE,
             415: UNSUPPORTED_MEDIA_TYPE,
             **COMMON_ERRORS,
         },
@@ -260,6 +262,7 @@ class WebhookEndpointViewSet(viewsets.GenericViewSet):
             ),
             404: ENDPOINT_NOT_FOUND,
             409: IDEMPOTENCY_CONFLICT,
+            413: BODY_TOO_LARGE,
             415: UNSUPPORTED_MEDIA_TYPE,
             **COMMON_ERRORS,
         },

@@ -226,6 +226,8 @@ def test_cursors_walk_every_row_once_in_a_sort_of_several_keys(api, scope_a, sor
     [
         ([{"field": "nope"}], "sort[0].field", "must be one of created_at"),
         ([{"direction": "asc"}], "sort[0].field", "is required"),
+        ([{"field": {}}], "sort[0].field", "must be one of"),
+        ([{"field": "name", "direction": ["asc"]}], "sort[0].direction", "must be one of"),
         ([{"field": "name"}, {"field": "name"}], "sort[1].field", "a second time"),
         ([{"field": "name", "direction": "up"}], "sort[0].direction", "must be one of asc, desc"),
         ([{"field": "name", "by": 1}], "sort[0].by", "is not a known key"),

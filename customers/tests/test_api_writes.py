@@ -353,7 +353,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(api, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     body = {"external_id": "big", "name": "Big", "metadata": {"k": "v" * 400, "l": "w" * 400}}
     response = api.post("/v1/customers", {**body, "address_line1": "x" * 300}, format="json")
-    assert_error(response, 400, "validation_error", "body")
+    assert_error(response, 413, "request_too_large", "body")
     assert not Customer.objects.exists()
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
     assert api.post("/v1/customers", body, format="json").status_code == 201

@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.staticfiles import finders
 from jsonschema.exceptions import ValidationError
@@ -12,6 +13,7 @@ from openapi_schema_validator import validate as validate_instance
 from openapi_spec_validator import OpenAPIV30SpecValidator
 from rest_framework.test import APIClient
 
+from customers.api.middleware import MAX_QUERY_STRING_BYTES
 from customers.representation import customer_as_dict
 from customers.shape import EDITABLE_FIELDS
 from customers.tests.contract import CUSTOMER_KEYS
@@ -384,7 +386,7 @@ class TestDocument:
     @pytest.mark.parametrize(("path", "method"), list(OPERATIONS))
     def test_errors_use_the_envelope(self, spec, path, method):
         responses = operation(spec, path, method)["responses"]
-        expected = {"401", "403", "429", "500", "503"}
+        expected = {"401", "403", "414", "429", "500", "503"}
         if path not in ("/v1/customers/{customer_id}", "/v1/events/{event_id}") or method != "get":
             expected.add("400")  # retrieve by id reads no parameter that can be invalid
         if "{" in path or (path, method) == ("/v1/customers", "put"):
@@ -392,7 +394,7 @@ class TestDocument:
         if method in ("post", "put", "patch", "delete") and (path, method) not in READS_BY_POST:
             expected.add("409")
         if method in ("post", "put", "patch") and (path, method) not in BODILESS:
-            expected.add("415")  # erase and rotate_secret take no body
+            expected |= {"413", "415"}  # erase and rotate_secret take no body
         errors = {status for status in responses if status.startswith(("4", "5"))}
         assert errors == expected
         for status in errors:
@@ -656,6 +658,17 @@ def error_example_requests(api: APIClient, acme, *, elsewhere: APIClient) -> dic
             requests[path, method, 404, "not_found"] = lambda method=method: write(
                 method, unknown_url, {} if method in ("put", "patch") else None
             )
+        requests[path, method, 414, "request_too_large"] = lambda method=method, url=url: getattr(
+            api, method
+        )(f"{url}?q={'x' * MAX_QUERY_STRING_BYTES}")
+        if method in ("post", "put", "patch") and (path, method) not in BODILESS:
+            requests[path, method, 413, "request_too_large"] = lambda method=method, url=url: (
+                getattr(api, method)(
+                    url,
+                    "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1),
+                    content_type="application/json",
+                )
+            )
     by_query_other = make_customer(acme.environment, external_id="other-by-query")
     requests |= {
         (listing, "put", 400, "validation_error"): lambda: api.put(listing, {}, format="json"),
@@ -681,6 +694,11 @@ def error_example_requests(api: APIClient, acme, *, elsewhere: APIClient) -> dic
         )[1],
         (listing, "put", 415, "unsupported_media_type"): lambda: api.put(
             f"{listing}?id={acme.id}", "name=x", content_type="text/plain"
+        ),
+        (listing, "put", 413, "request_too_large"): lambda: api.put(
+            f"{listing}?id={acme.id}",
+            "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1),
+            content_type="application/json",
         ),
     }
     erase = "/v1/customers/{customer_id}/erase"
