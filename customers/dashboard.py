@@ -89,6 +89,7 @@ class Dashboard:
     failing_endpoints: list[FailingEndpoint] | None = None  # None: not the operator's to see
     imports: list[ImportJob] | None = None
     imports_url: str = ""
+    imports_add_url: str = ""  # empty: the operator may not import
 
 
 def customer_list_url(**params: str) -> str:
@@ -107,6 +108,7 @@ def environment_dashboard(
     now: datetime | None = None,
     with_endpoints: bool = True,
     with_imports: bool = True,
+    may_import: bool = False,
 ) -> Dashboard:
     scope = environment.scope
     now = (now or timezone.now()).replace(microsecond=0)
@@ -207,4 +209,6 @@ def environment_dashboard(
             .order_by("-created_at", "-id")[:RECENT_IMPORTS]
         )
         dashboard.imports_url = reverse("admin:customers_importjob_changelist")
+        if may_import:
+            dashboard.imports_add_url = reverse("admin:customers_importjob_add")
     return dashboard

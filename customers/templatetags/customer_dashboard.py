@@ -23,6 +23,7 @@ def customer_dashboard(context):
             environment=environment,
             with_endpoints=user.has_perm("customers.view_webhookendpoint"),
             with_imports=user.has_perm("customers.view_customer"),
+            may_import=user.has_perm("customers.add_customer"),
         ),
         "running_statuses": IMPORT_DUE_STATUSES,
     }

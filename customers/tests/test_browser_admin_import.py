@@ -7,11 +7,18 @@ dashboard, whose figures lead to the customer lists they count.
 The worker is ``run_import_jobs`` run from the test between steps. The progress shown while
 the import runs is a job row as a running worker's heartbeat writes it (the heartbeat
 itself, from a real worker process mid-import, is tested in test_import_jobs.py on
-PostgreSQL: on SQLite the import holds the write lock until it ends)."""
+PostgreSQL: on SQLite the import holds the write lock until it ends).
 
+``CRM_SCREENSHOTS=1`` also saves docs/screenshots/import-dry-run.png, import-progress.png
+and dashboard.png.
+"""
+
+import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
@@ -26,6 +33,13 @@ PASSWORD = "browser-import-test-password"
 IMPORTS = "/admin/customers/importjob/"
 HEADER = "external_id,name,email,metadata\n"
 ROWS = 120
+SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
+
+
+def screenshot(page: Page, name: str) -> None:
+    if os.environ.get("CRM_SCREENSHOTS") == "1":
+        page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -91,6 +105,7 @@ def test_upload_dry_run_import_with_progress(page: Page, page_errors: list[str],
     expect(page.locator("#import-preview tbody tr")).to_have_count(10)
     expect(page.locator("#import-preview tbody tr").first).to_contain_text("user_0000")
     assert not Customer.objects.exists()
+    screenshot(page, "import-dry-run.png")
     with page.expect_navigation():
         page.locator("#import-start").click()
     expect(page.locator("#import-state")).to_contain_text("The import is waiting for a worker")
@@ -112,6 +127,7 @@ def test_upload_dry_run_import_with_progress(page: Page, page_errors: list[str],
     expect(page.locator("#import-time-left")).to_have_text("20 s")
     expect(page.locator("#import-state")).to_have_text("The import is running.")
     assert page.locator("#import-bar").get_attribute("value") == "33"
+    screenshot(page, "import-progress.png")
 
     # That worker's lease ends; the next worker imports it all and the page shows so.
     ImportJob.objects.filter(pk=job.pk).update(next_attempt_at=now - timedelta(seconds=1))
@@ -147,6 +163,7 @@ def test_the_dashboard_figures_lead_to_the_lists_they_count(
     expect(board).to_contain_text("tenant_a / env_a")
     expect(page.locator("#dashboard-changes")).to_contain_text("Archived")
     expect(page.locator("#dashboard-changes")).to_contain_text("User bob")
+    screenshot(page, "dashboard.png")
     for label, rows in (
         ("Created in the last 7 days", 5),
         ("Created in the last 30 days", 6),
