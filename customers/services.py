@@ -9,8 +9,10 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -25,6 +27,7 @@ from customers.models import (
     CustomerStatus,
     Environment,
     IdempotencyRecord,
+    ImportJob,
     Membership,
     Tenant,
     hash_api_key,
@@ -35,6 +38,7 @@ from customers.selectors import customer_get, customers_in_scope, live_external_
 from customers.shape import EDITABLE_FIELDS
 from customers.text import abbreviated
 from customers.validation import CustomerValidationError, clean_customer_fields
+from customers.webhooks import webhook_responses_scrub
 
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 OPERATORS_GROUP = "Customer operators"
@@ -334,14 +338,37 @@ def erased_values(customer: Customer) -> dict[str, Any]:
     }
 
 
+def import_previews_scrub(*, customer: Customer, erased: Mapping[str, Any]) -> int:
+    """Erasure: the admin imports' previews (their first rows, as they would be stored) that
+    show the customer, by its id or external id, get the erased values. Returns how many
+    imports changed."""
+    changed = []
+    jobs = customer.scope.confine(ImportJob.objects.exclude(preview=[])).only("id", "preview")
+    for job in jobs.iterator(chunk_size=100):
+        rows = []
+        for row in job.preview:
+            if row.get("id") == customer.pk or row.get("external_id") == customer.external_id:
+                metadata = dict.fromkeys(row.get("metadata") or {}, "")
+                row = {**row, **{k: v for k, v in erased.items() if k in row}, "metadata": metadata}
+            rows.append(row)
+        if rows != job.preview:
+            job.preview = rows
+            changed.append(job)
+    ImportJob.objects.bulk_update(changed, ["preview"], batch_size=100)
+    return len(changed)
+
+
 @transaction.atomic
 def customer_erase(*, scope: Scope, customer_id: str, actor: Actor) -> Customer:
-    """Erase the customer's personal data, here and in every stored copy (its events and
-    the idempotency records that replay it), and archive it; record `customer.erased`,
+    """Erase the customer's personal data, here and in every stored copy (its events, the
+    idempotency records that replay it, what webhook receivers answered to its deliveries,
+    the admin's change log and import previews), and archive it; record `customer.erased`,
     which holds no personal value. Erasing an erased customer changes nothing."""
     customer = customer_get(scope=scope, customer_id=customer_id, for_update=True)
     erased = erased_values(customer)
     customer_events_scrub(customer=customer, erased=erased)
+    webhook_responses_scrub(customer=customer, placeholder=ERASED_NAME)
+    import_previews_scrub(customer=customer, erased=erased)
     changed = [field for field, value in erased.items() if getattr(customer, field) != value]
     if not changed and customer.status == CustomerStatus.ARCHIVED:
         return customer
@@ -355,6 +382,10 @@ def customer_erase(*, scope: Scope, customer_id: str, actor: Actor) -> Customer:
         customer_counts_add(scope=scope, deltas={previous_status: -1, customer.status: 1})
     replayed = scope.confine(IdempotencyRecord.objects.all()).filter(response_body__id=customer.pk)
     replayed.update(response_body=customer_as_dict(customer))
+    # The admin's own change log names the customer as it was (its name, in object_repr).
+    LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Customer), object_id=customer.pk
+    ).update(object_repr=str(customer))
     customer_event_record(
         customer=customer, actor=actor, previous=None, event_type=CustomerEventType.ERASED
     )

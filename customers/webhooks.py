@@ -416,6 +416,17 @@ def subscribed_endpoint_ids(*, scope: Scope, event_type: str) -> list[str]:
     ]
 
 
+def webhook_responses_scrub(*, customer, placeholder: str) -> int:
+    """Erasure: replace what receivers answered to the customer's deliveries (the first KB
+    of each answer is kept, and a receiver may echo the payload back) with ``placeholder``.
+    The payloads themselves are not stored: each is the event's JSON, scrubbed already."""
+    attempts = WebhookAttempt.objects.filter(
+        delivery__event__customer_id=customer.pk,
+        delivery__event__environment_id=customer.environment_id,
+    ).exclude(response_excerpt="")
+    return attempts.update(response_excerpt=placeholder)
+
+
 def webhook_deliveries_create(*, event: CustomerEvent) -> int:
     """A delivery of ``event`` to each subscribed endpoint, in the caller's transaction."""
     scope = Scope(tenant_id=event.tenant_id, environment_id=event.environment_id)

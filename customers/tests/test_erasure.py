@@ -3,9 +3,22 @@
 import json
 
 import pytest
+from django.apps import apps
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 
-from customers.models import Customer, CustomerEvent, CustomerStatusCount, IdempotencyRecord
+from customers.models import (
+    Customer,
+    CustomerEvent,
+    CustomerStatusCount,
+    IdempotencyRecord,
+    ImportJob,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from customers.representation import event_as_dict
 
 pytestmark = pytest.mark.django_db
 
@@ -110,3 +123,68 @@ def test_erasure_is_scoped(api, scope_b):
     response = send(api, "post", f"/v1/customers/{other_id}/erase")
     assert response.status_code == 404
     assert Customer.objects.get(pk=other_id).name == "Bob"
+
+
+def every_stored_value() -> str:
+    """Every value of every row of every table, as one text to search."""
+    values = []
+    for model in apps.get_models():
+        for row in model.objects.values_list():
+            values.append([str(value) for value in row])
+    return json.dumps(values, ensure_ascii=False)
+
+
+def test_erasure_leaves_no_personal_value_in_any_table(api, person, scope_a):
+    """Beyond the row and its events: what webhook receivers answered (a receiver may echo
+    the payload back, and the first KB of each answer is kept) and the admin's change log
+    (which names the customer) are scrubbed too."""
+    created = send(
+        api,
+        "post",
+        "/v1/webhook_endpoints",
+        {"url": "https://hooks.example.com/in", "enabled_events": ["*"]},
+    )
+    assert created.status_code == 201
+    send(api, "patch", f"/v1/customers/{person}", {"address_city": "Hiddenville Again"})
+    deliveries = WebhookDelivery.objects.filter(event__customer_id=person)
+    assert deliveries.exists()
+    for delivery in deliveries:
+        echoed = json.dumps(event_as_dict(delivery.event), ensure_ascii=False)[:1000]
+        WebhookAttempt.objects.create(
+            delivery=delivery, status_code=500, response_excerpt=f"bad payload: {echoed}"
+        )
+    customer = Customer.objects.get(pk=person)
+    LogEntry.objects.create(
+        user=get_user_model().objects.create_user("operator"),
+        content_type=ContentType.objects.get_for_model(Customer),
+        object_id=person,
+        object_repr=str(customer),
+        action_flag=CHANGE,
+        change_message='[{"changed": {"fields": ["Name"]}}]',
+    )
+    ImportJob.objects.create(
+        tenant_id="tenant_a",
+        environment_id="env_a",
+        created_by_name="operator",
+        file_name="customers.csv",
+        file_size=100,
+        preview=[
+            {
+                "line": 2,
+                "external_id": "person-1",
+                "name": "Ada L. Personal",
+                "metadata": {"phone": PERSONAL["metadata"]["phone"]},
+            },
+            {"line": 3, "external_id": "someone-else", "name": "Kept Name"},
+        ],
+    )
+    before = every_stored_value()
+    assert "Hiddenville Again" in before
+    assert "Ada L. Personal" in before
+    assert send(api, "post", f"/v1/customers/{person}/erase").status_code == 200
+    after = every_stored_value()
+    for value in [*PERSONAL.values(), "Hiddenville Again", "Ada L. Personal"]:
+        for part in value.values() if isinstance(value, dict) else [value]:
+            assert part not in after, part
+    assert "person-1" in after  # what is kept is still there
+    assert "Kept Name" in after
