@@ -424,6 +424,9 @@ def test_two_server_processes_share_one_count(tmp_path, shared_redis):
         "REDIS_URL": shared_redis,
         "API_RATE_LIMIT": "20/h",
         "GUNICORN_WORKERS": "1",
+        # Plain HTTP on the loopback: no redirect to HTTPS, no secure-only cookies.
+        "DJANGO_SECURE_COOKIES": "false",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
     }
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
