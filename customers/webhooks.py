@@ -10,6 +10,11 @@
   ``customers.jobs.claim`` (a short ``FOR UPDATE SKIP LOCKED`` transaction that moves them
   a lease ahead), then sent outside any transaction, each result recorded in its own. A
   worker killed mid-batch loses nothing: its claims expire and another worker takes them.
+  On PostgreSQL a result's transaction commits without waiting for the WAL's flush
+  (``synchronous_commit = off``, for that transaction only): ~1.2 ms of a ~6 ms attempt in
+  the benchmark. Only a crash of PostgreSQL itself can then lose the last fraction of a
+  second of results, and a delivery whose result was lost is due again when its lease ends
+  and is sent again, as for a worker killed between sending and recording (at least once).
 """
 
 import contextlib
@@ -27,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -492,6 +497,51 @@ def signed_headers(
     }
 
 
+class Deadlines:
+    """One thread that calls each registered function once its deadline has passed: what
+    bounds an attempt's whole exchange, instead of a ``threading.Timer`` (a new thread
+    started for every attempt: 0.6 ms of the ~6 ms an attempt took in the benchmark)."""
+
+    def __init__(self):
+        self.condition = threading.Condition()
+        self.pending: dict[object, tuple[float, Any]] = {}
+        self.thread: threading.Thread | None = None
+
+    def add(self, seconds: float, function) -> object:
+        """Call ``function()`` in ``seconds`` unless cancelled; returns the handle."""
+        handle = object()
+        with self.condition:
+            self.pending[handle] = (time.monotonic() + seconds, function)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(
+                    target=self.run, name="webhook-deadlines", daemon=True
+                )
+                self.thread.start()
+            self.condition.notify()
+        return handle
+
+    def cancel(self, handle: object) -> None:
+        with self.condition:
+            self.pending.pop(handle, None)
+
+    def run(self) -> None:
+        while True:
+            with self.condition:
+                now = time.monotonic()
+                due = [handle for handle, (at, _) in self.pending.items() if at <= now]
+                functions = [self.pending.pop(handle)[1] for handle in due]
+                if not functions:
+                    nearest = min((at for at, _ in self.pending.values()), default=now + 60)
+                    self.condition.wait(timeout=max(nearest - now, 0.001))
+                    continue
+            for function in functions:
+                with contextlib.suppress(Exception):
+                    function()
+
+
+DEADLINES = Deadlines()
+
+
 def http_post(
     url: str, *, body: bytes, headers: Mapping[str, str], timeout: float
 ) -> AttemptResult:
@@ -539,9 +589,7 @@ def http_post(
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    deadline = threading.Timer(timeout, cut_off)
-    deadline.daemon = True
-    deadline.start()
+    deadline = DEADLINES.add(timeout, cut_off)
     try:
         conn.request("POST", parsed.target, body=body, headers=dict(headers))
         response = conn.getresponse()
@@ -552,7 +600,7 @@ def http_post(
             return failure(f"timed out after {timeout:g} s")
         return failure(f"{type(error).__name__}: {error}".rstrip(": "))
     finally:
-        deadline.cancel()
+        DEADLINES.cancel(deadline)
         conn.close()
     if timed_out.is_set():
         return failure(f"timed out after {timeout:g} s", status)
@@ -604,6 +652,9 @@ def attempt_record(*, delivery: WebhookDelivery, token: str, result: AttemptResu
     else:
         changes = {"next_attempt_at": now + RETRY_DELAYS[attempts - 1]}
     with transaction.atomic():
+        if connection.vendor == "postgresql":  # see the module's docstring
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
         updated = WebhookDelivery.objects.filter(
             pk=delivery.pk, claim_token=token, status=WebhookDeliveryStatus.PENDING
         ).update(attempt_count=attempts, claimed_until=None, claim_token="", **changes)
