@@ -35,6 +35,11 @@ from customers.admin_changelist import (
     customer_listing,
     filter_form_redirect,
 )
+from customers.admin_saved_views import (
+    save_view,
+    saved_views_context,
+    visible_columns,
+)
 from customers.events import actor_for_request, event_actor, event_changes
 from customers.exports import customers_csv_response
 from customers.filters import MIN_SEARCH_WORD_LENGTH, CustomerFilterSet
@@ -204,11 +209,13 @@ class CustomerAdmin(admin.ModelAdmin):
         return CustomerChangeList
 
     def get_list_display(self, request):
-        """The tenant and environment columns only when listing every environment (in one,
-        the header names them)."""
+        """The columns `cols=` asks for (a saved view's; the name always), and the tenant and
+        environment columns only when listing every environment (in one, the header names
+        them)."""
+        columns = visible_columns(request, self.list_display, always=self.list_display_links)
         if lists_all_environments(request):
-            return self.list_display
-        return tuple(name for name in self.list_display if name not in SCOPE_COLUMNS)
+            return columns
+        return tuple(name for name in columns if name not in SCOPE_COLUMNS)
 
     def changelist_columns(self, request) -> list[str]:
         """The columns as the change list numbers them (see ChangeList.list_display)."""
@@ -307,8 +314,28 @@ class CustomerAdmin(admin.ModelAdmin):
             # The header switcher offers (and, here, may show) "all of my environments".
             "switcher_offers_all": True,
             "switcher_shows_all": lists_all_environments(request),
+            **saved_views_context(
+                request,
+                columns=[(name, self.column_label(name)) for name in self.chooseable_columns()],
+                shown=self.get_list_display(request),
+            ),
         }
         return super().changelist_view(request, extra_context)
+
+    def chooseable_columns(self) -> list[str]:
+        """The columns a saved view may show or hide (the name, which links, is always shown)."""
+        return [
+            name
+            for name in self.list_display
+            if name not in self.list_display_links and name not in SCOPE_COLUMNS
+        ]
+
+    def column_label(self, name: str) -> str:
+        attribute = getattr(self, name, None)
+        label = getattr(attribute, "short_description", None)
+        if label:
+            return str(label)
+        return str(Customer._meta.get_field(name).verbose_name)
 
     # --- edit ----------------------------------------------------------------------------
 
@@ -465,6 +492,11 @@ class CustomerAdmin(admin.ModelAdmin):
                 "export.csv",
                 self.admin_site.admin_view(self.export_view),
                 name="customers_customer_export",
+            ),
+            path(
+                "views/save/",
+                self.admin_site.admin_view(save_view),
+                name="customers_customer_save_view",
             ),
             path(
                 "<str:object_id>/archive/",

@@ -81,6 +81,8 @@ COUNT_VAR = "count"
 METADATA_KEY_VAR = "metadata_key"
 METADATA_VALUE_VAR = "metadata_value"
 ADMIN_PARAMS |= {"_changelist_filters", COUNT_VAR, METADATA_KEY_VAR, METADATA_VALUE_VAR}
+# A saved view's visible columns, and the view the list was opened from (admin_saved_views).
+ADMIN_PARAMS |= {"cols", "saved_view"}
 # Parameters that narrow nothing: they order the list, or name its environment (the current
 # one, which the header says; `environment=all` does count as a filter).
 NOT_NARROWING = frozenset({"sort", "order", ENVIRONMENT_PARAM, SEARCH_VAR})

@@ -587,3 +587,37 @@ class ImportFileChunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} #{self.number}"
+
+
+# -- Saved views --------------------------------------------------------------------------------
+
+
+class SavedView(models.Model):
+    """A customer list saved under a name: its parameters (filters, search, sort, order, as
+    the list reads them) and the admin's visible columns.
+
+    Private to its owner, or shared with the tenant's staff; only shared views are visible
+    to the tenant's API keys (`view=<slug>` on the list and the export).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    name = models.CharField(max_length=100)
+    slug = CodePointCharField(max_length=100)
+    shared = models.BooleanField(default=False)
+    # Parameter name -> its values, as a query string gives them (`{"status": ["draft"]}`).
+    params = models.JSONField(default=dict)
+    columns = models.JSONField(default=list)  # the admin's column names; [] for the default
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "slug"], name="saved_view_tenant_slug")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import F, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.db.models.query import ModelIterable
@@ -25,6 +25,7 @@ from customers.cursors import (
     keyset_ranges,
     list_fingerprint,
 )
+from customers.db_router import reads_from_replica
 from customers.filters import (
     DEFAULT_ORDER,
     CustomerFilterSet,
@@ -52,9 +53,12 @@ class CustomerNotFoundError(Exception):
     """No customer with that id (or live external id) in the scope."""
 
 
-def customers_in_scope(*, scope: Scope | TenantScope) -> QuerySet[Customer]:
-    """The base of every customer query: nothing outside the scope is ever reachable."""
-    return scope.confine(Customer.objects.all())
+def customers_in_scope(
+    *, scope: Scope | TenantScope, using: str = DEFAULT_DB_ALIAS
+) -> QuerySet[Customer]:
+    """The base of every customer query: nothing outside the scope is ever reachable.
+    ``using``: the database alias (a replica, for reads customers.db_router routes)."""
+    return scope.confine(Customer.objects.using(using))
 
 
 def customer_get(*, scope: Scope, customer_id: str, for_update: bool = False) -> Customer:
@@ -104,20 +108,24 @@ def customer_filterset(
     return CustomerFilterSet(data=filters, queryset=customers_in_scope(scope=scope))
 
 
-def valid_filterset(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> CustomerFilterSet:
+def valid_filterset(
+    *, scope: Scope | TenantScope, filters: Mapping[str, Any], using: str = DEFAULT_DB_ALIAS
+) -> CustomerFilterSet:
     """The FilterSet of a read that shows no form (the API, exports): only the parameters
     given are validated (see StrictFilterSet)."""
     filterset = CustomerFilterSet(
-        data=filters, queryset=customers_in_scope(scope=scope), given_only=True
+        data=filters, queryset=customers_in_scope(scope=scope, using=using), given_only=True
     )
     if not filterset.is_valid():
         raise CustomerFilterError(filterset.error_details)
     return filterset
 
 
-def customer_list(*, scope: Scope | TenantScope, filters: Mapping[str, Any]) -> QuerySet[Customer]:
+def customer_list(
+    *, scope: Scope | TenantScope, filters: Mapping[str, Any], using: str = DEFAULT_DB_ALIAS
+) -> QuerySet[Customer]:
     """The customers of ``scope`` matching ``filters`` (list parameters), in total order."""
-    return valid_filterset(scope=scope, filters=filters).qs
+    return valid_filterset(scope=scope, filters=filters, using=using).qs
 
 
 # The columns a list row is read with (model attribute names), in the contract's order.
@@ -170,6 +178,7 @@ def count_matching(filterset: CustomerFilterSet, *, scope: Scope | TenantScope) 
             status=active.get("status"),
             tenant_id=active.get("tenant"),
             environment_id=active.get("environment"),
+            using=filterset.queryset.db,  # where the page is read (a replica, or the primary)
         )
     return filterset.qs.order_by().count()
 
@@ -202,6 +211,7 @@ def summed_status_counts(
     status: str | None = None,
     tenant_id: str | None = None,
     environment_id: str | None = None,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> int:
     """The per-status counts of ``scope`` added up. Plain SQL: this runs on most list
     requests, and compiling the ORM query cost more than the query itself."""
@@ -225,7 +235,7 @@ def summed_status_counts(
             params.append(value)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     table = CustomerStatusCount._meta.db_table
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         # The table's name and this function's own conditions; every value is a parameter.
         cursor.execute(f"SELECT COALESCE(SUM(count), 0) FROM {table}{where}", params)  # noqa: S608
         return int(cursor.fetchone()[0])
@@ -312,6 +322,7 @@ def fingerprinted_sort(keys: tuple[SortKey, ...]) -> tuple[str, str]:
     return ",".join(f"{key.sort}:{key.direction}" for key in keys), ""
 
 
+@reads_from_replica
 def customer_page(
     *,
     scope: Scope,
@@ -320,6 +331,8 @@ def customer_page(
     offset: int | None = None,
     cursor: str | None = None,
     projection: Callable[..., QuerySet] = customer_rows,
+    bound_to: Mapping[str, Any] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> CustomerPage:
     """One page of ``customer_list``, the exact number of matching customers, and whether
     (and from which cursor) more follow.
@@ -330,14 +343,17 @@ def customer_page(
     caller wants: a ``values_list`` whose first column is the id and whose last ones are the
     ``extra`` columns asked for (the sort columns, for the next cursor; they are taken off
     the rows returned). By default the ROW_COLUMNS values. The total costs no COUNT when
-    the page itself shows where the list ends.
+    the page itself shows where the list ends. ``bound_to`` is what else the cursors are
+    bound to (the saved view the parameters came from). Read from a replica when one may
+    serve it (customers.db_router: ``using`` is the alias it chose).
     """
-    filterset = valid_filterset(scope=scope, filters=filters)
+    filterset = valid_filterset(scope=scope, filters=filters, using=using)
     keys = list_sort_keys(filterset.form.cleaned_data)
     sort, order = fingerprinted_sort(keys)
-    fingerprint = list_fingerprint(
-        scope=scope, cleaned=active_filters(filterset), sort=sort, order=order
-    )
+    bound = active_filters(filterset)
+    if bound_to:
+        bound = {**bound, "(bound to)": dict(bound_to)}
+    fingerprint = list_fingerprint(scope=scope, cleaned=bound, sort=sort, order=order)
     if cursor is not None:
         try:
             after = decode_cursor(cursor, fingerprint=fingerprint, keys=keys)
@@ -404,13 +420,19 @@ class EventPage:
 EVENT_CURSOR_SORT = "events:created_at"  # what an event cursor is bound to, beside filters
 
 
+@reads_from_replica
 def event_page(
-    *, scope: Scope, filters: Mapping[str, Any], limit: int, cursor: str | None = None
+    *,
+    scope: Scope,
+    filters: Mapping[str, Any],
+    limit: int,
+    cursor: str | None = None,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> EventPage:
     """A page of the scope's event log, newest first (or oldest, `order=asc`), by cursor:
-    the log is large, so there is no offset and no total."""
+    the log is large, so there is no offset and no total. From a replica when one may."""
     filterset = EventFilterSet(
-        data=filters, queryset=scope.confine(CustomerEvent.objects.all()), given_only=True
+        data=filters, queryset=scope.confine(CustomerEvent.objects.using(using)), given_only=True
     )
     if not filterset.is_valid():
         raise CustomerFilterError(filterset.error_details)
@@ -439,8 +461,9 @@ def event_page(
     return EventPage(events=events, limit=limit, has_more=has_more, next_cursor=next_cursor)
 
 
-def event_get(*, scope: Scope, event_id: str) -> CustomerEvent:
-    event = scope.confine(CustomerEvent.objects.all()).filter(pk=event_id).first()
+@reads_from_replica
+def event_get(*, scope: Scope, event_id: str, using: str = DEFAULT_DB_ALIAS) -> CustomerEvent:
+    event = scope.confine(CustomerEvent.objects.using(using)).filter(pk=event_id).first()
     if event is None:
         raise EventNotFoundError(f"no event {abbreviated(event_id)!r} in this environment")
     return event

@@ -52,6 +52,11 @@ OPERATOR_PERMISSIONS = (
     "add_webhookendpoint",
     "change_webhookendpoint",
     "delete_webhookendpoint",
+    # Saved views are made from the customer list; these are their own pages (rename,
+    # share, delete: only the owner's, as customers/saved_views.py checks).
+    "view_savedview",
+    "change_savedview",
+    "delete_savedview",
 )
 
 

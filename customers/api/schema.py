@@ -741,6 +741,14 @@ CUSTOMER_LIST_PARAMETERS = [
         explode=True,
     ),
     query_parameter(
+        "view",
+        {"type": "string", "maxLength": 100},
+        "The slug of a view the tenant's staff saved and shared (in the admin's customer "
+        "list): its parameters apply, and each parameter given here replaces the view's (a "
+        "list parameter its whole list). An unknown, private or deleted slug, or a view whose "
+        "saved parameters no longer validate, is a 400 naming `view`. Cursors are bound to it.",
+    ),
+    query_parameter(
         "expand",
         {"type": "array", "items": {"type": "string", "enum": list(EXPANDABLE)}},
         "Comma-separated; `parent_customer` adds each item's parent object as "

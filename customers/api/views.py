@@ -51,6 +51,12 @@ from customers.api.serializers import CustomerSerializer, customer_fields_from_b
 from customers.events import actor_for_request
 from customers.filters import CustomerFilterSet, check_single_value
 from customers.representation import customer_as_dict, event_as_dict
+from customers.saved_views import (
+    VIEW_PARAM,
+    SavedViewError,
+    errors_named_by_view,
+    query_with_saved_view,
+)
 from customers.selectors import (
     CustomerFilterError,
     customer_filterset,
@@ -69,6 +75,11 @@ from customers.services import (
 )
 
 
+def view_errors(details, from_view) -> ApiValidationError:
+    """The list's 400, a saved view's parameter named as the view's."""
+    return ApiValidationError(errors_named_by_view(details, from_view=from_view))
+
+
 class CustomerViewSet(viewsets.GenericViewSet):
     """Customers of the caller's tenant and environment (from the API key, or the switcher)."""
 
@@ -82,8 +93,29 @@ class CustomerViewSet(viewsets.GenericViewSet):
     )
     def list(self, request: Request) -> Response:
         """List customers, filtered and sorted, with the exact total."""
-        params = parse_customer_list_params(request.query_params)
-        return self.page_response(request, params)
+        query, from_view, view = self.query_with_view(request)
+        params = self.parsed_by_view_rules(parse_customer_list_params, query, from_view)
+        return self.page_response(
+            request,
+            params,
+            errors_as=lambda details: view_errors(details, from_view),
+            bound_to={"view": view} if view else None,
+        )
+
+    @staticmethod
+    def query_with_view(request: Request):
+        """The query with the shared view it names applied (`view=<slug>`)."""
+        try:
+            return query_with_saved_view(request.query_params, scope=request.scope)
+        except SavedViewError as error:
+            raise ApiValidationError({VIEW_PARAM: [str(error)]}) from None
+
+    @staticmethod
+    def parsed_by_view_rules(parse, query, from_view, **kwargs):
+        try:
+            return parse(query, **kwargs)
+        except ApiValidationError as error:
+            raise view_errors(error.details, from_view) from None
 
     @extend_schema(
         operation_id="customers_search",
@@ -98,7 +130,9 @@ class CustomerViewSet(viewsets.GenericViewSet):
         params = parse_customer_search_body(request.data)
         return self.page_response(request, params, errors_as=search_error)
 
-    def page_response(self, request: Request, params, *, errors_as=ApiValidationError):
+    def page_response(
+        self, request: Request, params, *, errors_as=ApiValidationError, bound_to=None
+    ):
         presenter = CustomerListPresenter(expand_parent="parent_customer" in params.expand)
         try:
             page = customer_page(
@@ -108,6 +142,7 @@ class CustomerViewSet(viewsets.GenericViewSet):
                 offset=params.offset,
                 cursor=params.cursor,
                 projection=presenter.projection,
+                bound_to=bound_to,
             )
         except CustomerFilterError as invalid:
             raise errors_as(invalid.errors) from None
@@ -136,13 +171,17 @@ class CustomerViewSet(viewsets.GenericViewSet):
     def export(self, request: Request) -> StreamingHttpResponse:
         """Every customer matching the list's filters, in the list's order, streamed from one
         snapshot: CSV (the default) or JSON Lines, lossless either way."""
-        params = parse_customer_export_params(
-            request.query_params, accepted_format=request.accepted_renderer.format
+        query, from_view, _ = self.query_with_view(request)
+        params = self.parsed_by_view_rules(
+            parse_customer_export_params,
+            query,
+            from_view,
+            accepted_format=request.accepted_renderer.format,
         )
         try:
             queryset = customer_list(scope=request.scope, filters=params.filters)
         except CustomerFilterError as invalid:
-            raise ApiValidationError(invalid.errors) from None
+            raise view_errors(invalid.errors, from_view) from None
         return export_response(queryset=queryset, scope=request.scope, export_format=params.format)
 
     def get_renderers(self):

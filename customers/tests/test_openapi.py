@@ -240,6 +240,7 @@ class TestDocument:
             "q",
             *[f"{field}[{bound}]" for field in TIMESTAMPS for bound in ("gte", "gt", "lte", "lt")],
             "metadata",
+            "view",
             "expand",
         ]
         assert parameters["metadata"]["style"] == "deepObject"

@@ -6,7 +6,8 @@ from django.db import transaction
 
 from customers.bulk import customer_row_object, write_customer_rows
 from customers.events import Actor, customer_created_events_record
-from customers.models import ApiKey, Customer, hash_api_key
+from customers.models import ApiKey, Customer, SavedView, hash_api_key
+from customers.saved_views import saved_view_create
 from customers.seeding import seed_customer_rows
 from customers.services import api_key_create, environment_ensure, staff_user_upsert
 
@@ -17,6 +18,7 @@ DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"
 # Documented in the README so that its curl examples work as written. Dev settings only.
 DEMO_API_KEY = "sk_demo_key_for_local_use_only_0123456789"
+DEMO_VIEW_SLUG = "drafts-by-name"
 
 
 class Command(BaseCommand):
@@ -51,7 +53,19 @@ class Command(BaseCommand):
                 f"{environment_id}: {len(missing)} customers added, {len(existing)} already there"
             )
 
-        staff_user_upsert(username=DEMO_USERNAME, password=DEMO_PASSWORD, tenant_ids=[DEMO_TENANT])
+        user = staff_user_upsert(
+            username=DEMO_USERNAME, password=DEMO_PASSWORD, tenant_ids=[DEMO_TENANT]
+        )
+        if not SavedView.objects.filter(tenant_id=DEMO_TENANT, slug=DEMO_VIEW_SLUG).exists():
+            # A shared view, as the README's `view=` example uses.
+            saved_view_create(
+                user=user,
+                tenant_id=DEMO_TENANT,
+                name="Drafts by name",
+                params={"status": ["draft"], "sort": ["name"], "order": ["asc"]},
+                columns=["name", "external_id", "email_address", "status"],
+                shared=True,
+            )
         raw_key = self.demo_key(environments["env_demo_production"])
 
         self.stdout.write("")
