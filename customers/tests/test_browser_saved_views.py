@@ -5,7 +5,6 @@ list, choose its columns, save it, open it again, update it, and use it through 
 """
 
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -15,11 +14,10 @@ from playwright.sync_api import Page, expect
 from customers.models import SavedView
 from customers.services import staff_user_upsert
 from customers.tests.factories import make_customer, make_environment, make_key
+from customers.tests.test_browser import PASSWORD, USERNAME, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-USERNAME = "operator_views"
-PASSWORD = "browser-views-test-password"
 CHANGELIST = "/admin/customers/customer/"
 ROW_NAMES = "#result_list tbody tr .field-name"
 SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "saved-views.png"
@@ -41,14 +39,6 @@ def key(allow_async_unsafe, transactional_db) -> str:
         make_customer(environment, name=name, status=status)
     staff_user_upsert(username=USERNAME, password=PASSWORD, tenant_ids=["tenant_a"])
     return make_key(environment)
-
-
-def log_in(page: Page) -> None:
-    page.goto("/admin/login/")
-    page.fill("#id_username", USERNAME)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(re.compile(r"/admin/$"))
 
 
 def test_save_a_view_open_it_and_use_it_through_the_api(page: Page, key, page_errors, live_server):
