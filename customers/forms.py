@@ -111,6 +111,15 @@ class CustomerAdminForm(forms.ModelForm):
     # Set by the admin before validation: the scope the customer lives in (or will).
     scope: Scope | None = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.scope is not None and "parent" in self.fields:
+            # Only the tenant's customers are choices: another tenant's id is "not one of
+            # the available choices", as an id that does not exist is, and a refused form
+            # never shows that customer's name as the selected parent.
+            parent = self.fields["parent"]
+            parent.queryset = parent.queryset.filter(tenant_id=self.scope.tenant_id)
+
     def api_fields(self) -> dict:
         """The form's values under the API's field names."""
         data = {
