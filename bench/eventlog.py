@@ -152,6 +152,11 @@ def measure_http_writes(
 class ImportEvents:
     rows: int
     seconds: dict[str, list[float]]  # by EVENTS_ON / EVENTS_OFF: the command's own figures
+    seed_rows: int = 0
+    seed_seconds: dict[str, list[float]] = field(default_factory=dict)  # the same, seeding
+
+    def seed_rows_per_second(self, label: str) -> float:
+        return self.seed_rows / statistics.median(self.seed_seconds[label])
 
     def rows_per_second(self, label: str) -> float:
         return self.rows / statistics.median(self.seconds[label])
@@ -180,8 +185,30 @@ def measure_import_events(
         done = run_measured(environment, command)
         seconds[label].append(command_seconds(done.output, r" in ([0-9.]+)s \("))
         print(f"  import, {label}: {done.output.strip()}")
+    seed_rows = 200_000 if rows >= 100_000 else 20_000  # 2 blocks: both writers write
+    seed_seconds: dict[str, list[float]] = {EVENTS_ON: [], EVENTS_OFF: []}
+    for label in (EVENTS_ON, EVENTS_OFF, EVENTS_OFF, EVENTS_ON):
+        remove_write_scopes(database_url)
+        arguments = [
+            f"--count={seed_rows}",
+            f"--tenant={WRITES_TENANT}",
+            f"--environment={IMPORT_ENVIRONMENT}",
+            "--seed=23",
+        ]
+        if label == EVENTS_ON:
+            command = [PYTHON, "manage.py", "seed_customers", *arguments]
+        else:
+            command = [
+                PYTHON,
+                str(ROOT / "bench" / "seed_without_events.py"),
+                str(ROOT),
+                *arguments,
+            ]
+        done = run_measured(environment, command)
+        seed_seconds[label].append(command_seconds(done.output, r" in ([0-9.]+)s \("))
+        print(f"  seeding, {label}: {done.output.strip()}")
     remove_write_scopes(database_url)
-    return ImportEvents(rows=rows, seconds=seconds)
+    return ImportEvents(rows=rows, seconds=seconds, seed_rows=seed_rows, seed_seconds=seed_seconds)
 
 
 # -- Webhooks ------------------------------------------------------------------------------------

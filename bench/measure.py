@@ -280,6 +280,22 @@ class LoadWatch:
         )
 
 
+class LoadNote:
+    """``with LoadNote(loads, name):`` notes the load averages at the block's start and end
+    (``loads[name] = "0.52 0.61 0.70 → 1.10 0.75 0.72"``): the machine is shared."""
+
+    def __init__(self, loads: dict[str, str], name: str):
+        self.loads = loads
+        self.name = name
+
+    def __enter__(self) -> "LoadNote":
+        self.before = load_average()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.loads[self.name] = f"{self.before} → {load_average()}"
+
+
 # -- Throughput ------------------------------------------------------------------------------
 
 
@@ -495,6 +511,7 @@ class Writes:
     customer_indexes: list[str] = field(default_factory=list)
     event_indexes: list[str] = field(default_factory=list)
     event_foreign_keys: int = 0
+    loads: dict[str, str] = field(default_factory=dict)  # by step: LoadNote's
 
     @property
     def seed_rows_per_second(self) -> float:
@@ -679,6 +696,7 @@ def measure_writes(
     remove_write_scopes(database_url)  # what an interrupted earlier run may have left
     dump = None
     cleanup_seconds = 0.0
+    loads: dict[str, str] = {}
     try:
         # The import needs the scope to exist: an empty seeding creates it.
         manage(
@@ -693,7 +711,8 @@ def measure_writes(
         size = import_file.stat().st_size / 1e6
         print(f"import_customers of {import_rows:,} rows ({size:.0f} MB)")
         postgres_before = postgres_cpu_seconds()
-        imported = run_measured(environment, import_command(environment, import_file), cwd=cwd)
+        with LoadNote(loads, "import"):
+            imported = run_measured(environment, import_command(environment, import_file), cwd=cwd)
         print(f"  {imported.output.strip()} (peak RSS {imported.peak_rss_mib:.0f} MiB)")
         import_seconds = command_seconds(imported.output, r" in ([0-9.]+)s \(")
         postgres_after = postgres_cpu_seconds()
@@ -717,7 +736,8 @@ def measure_writes(
         print("removing the import's scope (DELETE, VACUUM ANALYZE)")
         cleanup_seconds += remove_write_scopes(database_url, environment=IMPORT_ENVIRONMENT)
         if dump is not None:
-            indexed_copy_seconds = copy_into_customer_table(database_url, dump)
+            with LoadNote(loads, "COPY floor"):
+                indexed_copy_seconds = copy_into_customer_table(database_url, dump)
             print(
                 f"  the import's rows COPYed into the customer table (rolled back):"
                 f" {indexed_copy_seconds:.1f}s ({import_rows / indexed_copy_seconds:,.0f} rows/s)"
@@ -726,15 +746,16 @@ def measure_writes(
                 connection.execute(f"VACUUM (ANALYZE) {CUSTOMER_TABLE}")
 
         print(f"seed_customers --count {seed_rows:,} into {WRITES_TENANT}/{SEED_ENVIRONMENT}")
-        seeded = manage_measured(
-            environment,
-            "seed_customers",
-            f"--count={seed_rows}",
-            f"--tenant={WRITES_TENANT}",
-            f"--environment={SEED_ENVIRONMENT}",
-            "--seed=21",
-            cwd=cwd,
-        )
+        with LoadNote(loads, "seeding"):
+            seeded = manage_measured(
+                environment,
+                "seed_customers",
+                f"--count={seed_rows}",
+                f"--tenant={WRITES_TENANT}",
+                f"--environment={SEED_ENVIRONMENT}",
+                "--seed=21",
+                cwd=cwd,
+            )
         print(f"  {seeded.output.strip()} (peak RSS {seeded.peak_rss_mib:.0f} MiB)")
         seed_seconds = command_seconds(seeded.output, r" in ([0-9.]+)s \(")
         with psycopg.connect(database_url, autocommit=True) as connection:
@@ -763,6 +784,7 @@ def measure_writes(
         customer_indexes=index_names(database_url, CUSTOMER_TABLE),
         event_indexes=index_names(database_url, EVENTS_TABLE),
         event_foreign_keys=foreign_key_count(database_url, EVENTS_TABLE),
+        loads=loads,
     )
 
 
@@ -914,6 +936,7 @@ class Measurements:
     http_writes_load: Load | None = None
     webhooks: Any = None  # bench.eventlog.Webhooks
     import_events: Any = None  # bench.eventlog.ImportEvents
+    loads: dict[str, str] = field(default_factory=dict)  # by measurement: LoadNote's
 
     def as_json(self) -> dict:
         """Every sample (ms) and figure, for comparing runs."""
@@ -947,4 +970,5 @@ class Measurements:
                     ("import_events", self.import_events),
                 )
             },
+            "loads": self.loads,
         }

@@ -106,6 +106,7 @@ from bench.measure import (
     BEFORE,
     FRAMEWORK_FLOOR,
     HttpVariant,
+    LoadNote,
     LoadWatch,
     Measurements,
     SqlFloorVariant,
@@ -251,13 +252,14 @@ def measure_events_over_http(run, arguments, environment, servers, log_directory
         off.stop()
         revoke_api_key(environment, api_key)
     print("webhook delivery")
-    run.webhooks = measure_webhooks(
-        database_url=arguments.database_url,
-        environment=environment,
-        app=servers[APP],
-        backlog=2_000 if arguments.quick else 20_000,
-        lag_seconds=5 if arguments.quick else 20,
-    )
+    with LoadNote(run.loads, "webhook delivery"):
+        run.webhooks = measure_webhooks(
+            database_url=arguments.database_url,
+            environment=environment,
+            app=servers[APP],
+            backlog=2_000 if arguments.quick else 20_000,
+            lag_seconds=5 if arguments.quick else 20,
+        )
     remove_write_scopes(arguments.database_url)
 
 
@@ -404,7 +406,8 @@ def main(argv: list[str]) -> int:
             ]
             for name, label, headers, path in exports:
                 print(f"export of {BENCH_TENANT}/{BENCH_ENVIRONMENT}: {path} ({label})")
-                export = measure_export(server=servers[label], headers=headers, path=path)
+                with LoadNote(run.loads, f"export: {name}"):
+                    export = measure_export(server=servers[label], headers=headers, path=path)
                 print(f"  {export.rows:,} rows in {export.seconds:.1f}s")
                 if export.rows != main_scope.count:
                     raise BenchError(
@@ -412,9 +415,10 @@ def main(argv: list[str]) -> int:
                     )
                 run.export[name] = export
             print("COPY (SELECT ...) TO STDOUT of the same rows")
-            run.copy_floor = copy_export_floor(
-                arguments.database_url, tenant=BENCH_TENANT, environment=BENCH_ENVIRONMENT
-            )
+            with LoadNote(run.loads, "export: COPY floor"):
+                run.copy_floor = copy_export_floor(
+                    arguments.database_url, tenant=BENCH_TENANT, environment=BENCH_ENVIRONMENT
+                )
             print(f"  {run.copy_floor.rows:,} rows in {run.copy_floor.seconds:.1f}s")
 
         if not arguments.no_events:
@@ -440,12 +444,13 @@ def main(argv: list[str]) -> int:
         events_rows = 10_000 if arguments.quick else 100_000
         with import_file_of(environment, rows=events_rows) as import_file:
             print(f"the import of {events_rows:,} rows with and without its events")
-            run.import_events = measure_import_events(
-                database_url=arguments.database_url,
-                environment=environment,
-                import_file=import_file,
-                rows=events_rows,
-            )
+            with LoadNote(run.loads, "import with and without events"):
+                run.import_events = measure_import_events(
+                    database_url=arguments.database_url,
+                    environment=environment,
+                    import_file=import_file,
+                    rows=events_rows,
+                )
     text = report(
         run,
         command=command,
