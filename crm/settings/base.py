@@ -266,6 +266,12 @@ WEBHOOKS_ALLOW_PRIVATE_URLS = env_bool("WEBHOOKS_ALLOW_PRIVATE_URLS", False)
 # that what a killed worker held is sent by another within 2 minutes.
 WEBHOOKS_LEASE_SECONDS = float(env_str("WEBHOOKS_LEASE_SECONDS", "90"))
 
+# Imports from the admin (customers/import_jobs.py): the largest upload accepted (bytes; a
+# million realistic rows are ~300 MB), and how long a worker's claim on an import holds
+# without its heartbeat (a killed worker's import is retried after it).
+IMPORT_MAX_UPLOAD_BYTES = int(env_str("IMPORT_MAX_UPLOAD_BYTES", str(1024**3)))
+IMPORT_LEASE_SECONDS = float(env_str("IMPORT_LEASE_SECONDS", "60"))
+
 # A fixed, documented API key for the demo tenant (README curl examples). Only the dev
 # settings allow `seed_demo` to create it; production never does.
 CRM_ALLOW_DEMO_KEY = False
