@@ -343,23 +343,43 @@ def erased_values(customer: Customer) -> dict[str, Any]:
     }
 
 
-def import_previews_scrub(*, customer: Customer, erased: Mapping[str, Any]) -> int:
-    """Erasure: the admin imports' previews (their first rows, as they would be stored) that
-    show the customer, by its id or external id, get the erased values. Returns how many
-    imports changed."""
+def personal_values(customer: Customer) -> list[str]:
+    """The customer's personal values as they are now (before an erasure), longest first;
+    values shorter than 3 characters are left out (replacing them would mangle other text)."""
+    values = [
+        customer.name,
+        customer.email or "",
+        *(getattr(customer, field) for field in ERASED_TEXT_FIELDS),
+        *(value for value in (customer.metadata or {}).values() if isinstance(value, str)),
+    ]
+    return sorted({value for value in values if len(value) >= 3}, key=len, reverse=True)
+
+
+def import_jobs_scrub(*, customer: Customer, erased: Mapping[str, Any]) -> int:
+    """Erasure, in the admin imports' kept findings: the preview rows (the first rows as
+    they would be stored) that show the customer, by id or external id, get the erased
+    values; a problem's message that quotes one of its personal values (an invalid email,
+    say) has it replaced. Returns how many imports changed."""
+    values = personal_values(customer)
     changed = []
-    jobs = customer.scope.confine(ImportJob.objects.exclude(preview=[])).only("id", "preview")
-    for job in jobs.iterator(chunk_size=100):
+    jobs = customer.scope.confine(ImportJob.objects.all()).only("id", "preview", "problems")
+    for job in jobs.exclude(preview=[], problems=[]).iterator(chunk_size=100):
         rows = []
         for row in job.preview:
             if row.get("id") == customer.pk or row.get("external_id") == customer.external_id:
                 metadata = dict.fromkeys(row.get("metadata") or {}, "")
                 row = {**row, **{k: v for k, v in erased.items() if k in row}, "metadata": metadata}
             rows.append(row)
-        if rows != job.preview:
-            job.preview = rows
+        problems = []
+        for problem in job.problems:
+            message = problem.get("message", "")
+            for value in values:
+                message = message.replace(value, ERASED_NAME)
+            problems.append({**problem, "message": message} if "message" in problem else problem)
+        if rows != job.preview or problems != job.problems:
+            job.preview, job.problems = rows, problems
             changed.append(job)
-    ImportJob.objects.bulk_update(changed, ["preview"], batch_size=100)
+    ImportJob.objects.bulk_update(changed, ["preview", "problems"], batch_size=100)
     return len(changed)
 
 
@@ -367,13 +387,13 @@ def import_previews_scrub(*, customer: Customer, erased: Mapping[str, Any]) -> i
 def customer_erase(*, scope: Scope, customer_id: str, actor: Actor) -> Customer:
     """Erase the customer's personal data, here and in every stored copy (its events, the
     idempotency records that replay it, what webhook receivers answered to its deliveries,
-    the admin's change log and import previews), and archive it; record `customer.erased`,
+    the admin's change log and imports' findings), and archive it; record `customer.erased`,
     which holds no personal value. Erasing an erased customer changes nothing."""
     customer = customer_get(scope=scope, customer_id=customer_id, for_update=True)
     erased = erased_values(customer)
     customer_events_scrub(customer=customer, erased=erased)
     webhook_responses_scrub(customer=customer, placeholder=ERASED_NAME)
-    import_previews_scrub(customer=customer, erased=erased)
+    import_jobs_scrub(customer=customer, erased=erased)
     changed = [field for field, value in erased.items() if getattr(customer, field) != value]
     if not changed and customer.status == CustomerStatus.ARCHIVED:
         return customer

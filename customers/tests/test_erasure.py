@@ -177,6 +177,10 @@ def test_erasure_leaves_no_personal_value_in_any_table(api, person, scope_a):
             },
             {"line": 3, "external_id": "someone-else", "name": "Kept Name"},
         ],
+        problems=[
+            {"line": 9, "field": "email", "message": f"'{PERSONAL['email']}x' is not valid"},
+            {"line": 10, "field": "name", "message": "is required"},
+        ],
     )
     before = every_stored_value()
     assert "Hiddenville Again" in before
