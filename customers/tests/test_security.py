@@ -29,7 +29,7 @@ from customers.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from customers.services import api_key_revoke
+from customers.services import api_key_revoke, staff_user_upsert
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +58,17 @@ def send(client: APIClient, method: str, path: str, body=None, **headers):
     return getattr(client, method)(path, data=data, content_type="application/json", **headers)
 
 
+def filled(template, values: dict):
+    """``template`` (a string, or a JSON body of them) with ``values`` in its braces."""
+    if isinstance(template, str):
+        return template.format(**values)
+    if isinstance(template, list):
+        return [filled(item, values) for item in template]
+    if isinstance(template, dict):
+        return {key: filled(value, values) for key, value in template.items()}
+    return template
+
+
 @dataclass
 class World:
     """One scope's objects, made through the API (so each has its events and deliveries)."""
@@ -76,14 +87,7 @@ class World:
     metadata: dict = field(default_factory=dict)
 
     def fill(self, template):
-        """``template`` (a string, or a JSON body of them) with this world's values."""
-        if isinstance(template, str):
-            return template.format(**self.__dict__)
-        if isinstance(template, list):
-            return [self.fill(item) for item in template]
-        if isinstance(template, dict):
-            return {key: self.fill(value) for key, value in template.items()}
-        return template
+        return filled(template, self.__dict__)
 
 
 def build_world(label: str, client: APIClient) -> World:
@@ -195,17 +199,27 @@ OPERATIONS = {
 }
 
 
+def staff_session() -> APIClient:
+    """An operator of tenant_a in the browsable API, working in env_a (the switcher's)."""
+    user = staff_user_upsert(username="operator", password="pw-for-tests", tenant_ids=["tenant_a"])
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("caller", ["api key", "staff session"])
 @pytest.mark.parametrize("victim", VICTIMS)
 @pytest.mark.parametrize("name", OPERATIONS)
-def test_another_scopes_object_is_a_404_and_nothing_changes(worlds, name, victim):
+def test_another_scopes_object_is_a_404_and_nothing_changes(worlds, name, victim, caller):
     operation = OPERATIONS[name]
     theirs = worlds[victim]
     response, changed = as_owner(theirs, operation)
     assert response.status_code == operation.ok, response.content
     assert changed is operation.writes
 
+    client = worlds["mine"].client if caller == "api key" else staff_session()
     before = database_state()
-    response = operation(theirs, client=worlds["mine"].client)
+    response = operation(theirs, client=client)
     assert response.status_code == 404, response.content
     assert response.json()["error"]["code"] == "not_found"
     for value in (theirs.word, theirs.email, "whsec_"):  # what only a read would show

@@ -36,7 +36,8 @@ from customers.models import (
     WebhookEndpoint,
 )
 from customers.services import customer_archive, customer_create, customer_update, staff_user_upsert
-from customers.tests.test_security import database_state
+from customers.tests.test_admin import form_data as customer_form
+from customers.tests.test_security import database_state, filled
 
 pytestmark = pytest.mark.django_db
 
@@ -99,13 +100,7 @@ class Tenant:
         )
 
     def fill(self, template):
-        if isinstance(template, str):
-            return template.format(**self.values)
-        if isinstance(template, list):
-            return [self.fill(item) for item in template]
-        if isinstance(template, dict):
-            return {key: self.fill(value) for key, value in template.items()}
-        return template
+        return filled(template, self.values)
 
 
 def build_tenant(label: str, scope, user) -> Tenant:
@@ -190,29 +185,6 @@ def tenants(scope_a, scope_a_sandbox, scope_b) -> dict:
     return {"mine_client": mine, "theirs_client": theirs, **built}
 
 
-def customer_form(customer: Customer, **changes) -> dict:
-    data = {
-        "external_id": customer.external_id,
-        "name": customer.name,
-        "email": customer.email or "",
-        "status": customer.status,
-        "parent": customer.parent_id or "",
-        "metadata_key": [""],
-        "metadata_value": [""],
-    }
-    for name in (
-        "address_line1",
-        "address_line2",
-        "address_city",
-        "address_state",
-        "address_postal_code",
-        "address_country",
-    ):
-        data[name] = getattr(customer, name)
-    data.update(changes)
-    return data
-
-
 def endpoint_form(**changes) -> dict:
     return {
         "url": "http://127.0.0.1:9/taken-over",
@@ -245,6 +217,11 @@ class Page:
         return getattr(client, self.method)(tenant.fill(self.path), data)
 
 
+def write(path: str, data: dict | Callable | None = None) -> Page:
+    """A POST that changes something and redirects, for its owner."""
+    return Page("post", ADMIN + path, data, writes=True, ok=(302,))
+
+
 def action(name: str, *ids: str, confirmed: bool = True) -> dict:
     data = {"action": name, "index": "0", "_selected_action": list(ids)}
     if confirmed:
@@ -253,124 +230,68 @@ def action(name: str, *ids: str, confirmed: bool = True) -> dict:
 
 
 AUTOCOMPLETE = "/admin/autocomplete/"
+PARENT_SEARCH = {"app_label": "customers", "model_name": "customer", "field_name": "parent"}
+C = ADMIN + "/customer/"
+W = ADMIN + "/webhookendpoint/"
 PAGES = {
-    "customer change page": Page("get", ADMIN + "/customer/{customer}/change/"),
-    "customer change form": Page(
-        "post",
-        ADMIN + "/customer/{customer}/change/",
-        lambda t: customer_form(t.customer, name="Taken over"),
-        writes=True,
-        ok=(302,),
+    "customer change page": Page("get", C + "{customer}/change/"),
+    "customer change form": write(
+        "/customer/{customer}/change/", lambda t: customer_form(t.customer, name="Taken over")
     ),
-    "customer history": Page("get", ADMIN + "/customer/{customer}/history/"),
-    "archive confirmation": Page("get", ADMIN + "/customer/{customer_id}/archive/"),
-    "archive": Page("post", ADMIN + "/customer/{customer_id}/archive/", writes=True, ok=(302,)),
-    "restore": Page("post", ADMIN + "/customer/{archived_id}/restore/", writes=True, ok=(302,)),
-    "erase confirmation": Page("get", ADMIN + "/customer/{customer_id}/erase/"),
-    "erase": Page("post", ADMIN + "/customer/{customer_id}/erase/", writes=True, ok=(302,)),
+    "customer history": Page("get", C + "{customer}/history/"),
+    "archive confirmation": Page("get", C + "{customer_id}/archive/"),
+    "archive": write("/customer/{customer_id}/archive/"),
+    "restore": write("/customer/{archived_id}/restore/"),
+    "erase confirmation": Page("get", C + "{customer_id}/erase/"),
+    "erase": write("/customer/{customer_id}/erase/"),
     "archive action, asked": Page(
-        "post", ADMIN + "/customer/", action("archive_selected", "{customer_id}", confirmed=False)
+        "post", C, action("archive_selected", "{customer_id}", confirmed=False)
     ),
-    "archive action": Page(
-        "post",
-        ADMIN + "/customer/",
-        action("archive_selected", "{customer_id}"),
-        writes=True,
-        ok=(302,),
-    ),
-    "restore action": Page(
-        "post",
-        ADMIN + "/customer/",
-        action("restore_selected", "{archived_id}"),
-        writes=True,
-        ok=(302,),
-    ),
-    "erase action": Page(
-        "post",
-        ADMIN + "/customer/",
-        action("erase_selected", "{customer_id}"),
-        writes=True,
-        ok=(302,),
-    ),
+    "archive action": write("/customer/", action("archive_selected", "{customer_id}")),
+    "restore action": write("/customer/", action("restore_selected", "{archived_id}")),
+    "erase action": write("/customer/", action("erase_selected", "{customer_id}")),
     "customer list, searched": Page(
-        "get", ADMIN + "/customer/", {"environment": "all", "q": "{word}"}, refused=(200,)
+        "get", C, {"environment": "all", "q": "{word}"}, refused=(200,)
     ),
     "customer list, their environment": Page(
-        "get", ADMIN + "/customer/", {"environment": "{environment_id}", "q": "{word}"}, ok=(302,)
+        "get", C, {"environment": "{environment_id}", "q": "{word}"}, ok=(302,)
     ),
     "customer list, their ids": Page(
-        "get",
-        ADMIN + "/customer/",
-        {"environment": "all", "customer_ids": "{customer_id}"},
-        refused=(200,),
+        "get", C, {"environment": "all", "customer_ids": "{customer_id}"}, refused=(200,)
+    ),
+    "CSV export, their environment": Page(
+        "get", C + "export.csv", {"environment": "{environment_id}"}, ok=(302,)
     ),
     "CSV export": Page(
-        "get", ADMIN + "/customer/export.csv", {"environment": "all", "q": "{word}"}, refused=(200,)
+        "get", C + "export.csv", {"environment": "all", "q": "{word}"}, refused=(200,)
     ),
     "parent autocomplete": Page(
-        "get",
-        AUTOCOMPLETE,
-        {
-            "app_label": "customers",
-            "model_name": "customer",
-            "field_name": "parent",
-            "term": "{word}",
-        },
-        refused=(200,),
+        "get", AUTOCOMPLETE, {**PARENT_SEARCH, "term": "{word}"}, refused=(200,)
     ),
     "parent autocomplete, their environment": Page(
         "get",
         AUTOCOMPLETE,
-        {
-            "app_label": "customers",
-            "model_name": "customer",
-            "field_name": "parent",
-            "term": "{word}",
-            "environment": "{environment_id}",
-        },
+        {**PARENT_SEARCH, "term": "{word}", "environment": "{environment_id}"},
         refused=(200,),
     ),
     "dashboard": Page("get", "/admin/", refused=(200,)),
-    "webhook endpoint list": Page(
-        "get", ADMIN + "/webhookendpoint/", {"environment": "{environment_id}"}, refused=(200,)
+    "webhook endpoint list": Page("get", W, {"environment": "{environment_id}"}, refused=(200,)),
+    "webhook endpoint page": Page("get", W + "{endpoint}/change/"),
+    "webhook endpoint history": Page("get", W + "{endpoint}/history/"),
+    "webhook endpoint form": write("/webhookendpoint/{endpoint}/change/", endpoint_form()),
+    "webhook endpoint delete page": Page("get", W + "{endpoint}/delete/"),
+    "webhook endpoint delete": write("/webhookendpoint/{endpoint}/delete/", {"post": "yes"}),
+    "webhook endpoint delete action": write(
+        "/webhookendpoint/", action("delete_selected", "{endpoint_id}")
     ),
-    "webhook endpoint page": Page("get", ADMIN + "/webhookendpoint/{endpoint}/change/"),
-    "webhook endpoint form": Page(
-        "post",
-        ADMIN + "/webhookendpoint/{endpoint}/change/",
-        endpoint_form(),
-        writes=True,
-        ok=(302,),
-    ),
-    "webhook endpoint delete page": Page("get", ADMIN + "/webhookendpoint/{endpoint}/delete/"),
-    "webhook endpoint delete": Page(
-        "post",
-        ADMIN + "/webhookendpoint/{endpoint}/delete/",
-        {"post": "yes"},
-        writes=True,
-        ok=(302,),
-    ),
-    "webhook endpoint delete action": Page(
-        "post",
-        ADMIN + "/webhookendpoint/",
-        action("delete_selected", "{endpoint_id}"),
-        writes=True,
-        ok=(302,),
-    ),
-    "rotate secret confirmation": Page("get", ADMIN + "/webhookendpoint/{endpoint}/rotate_secret/"),
-    "rotate secret": Page(
-        "post", ADMIN + "/webhookendpoint/{endpoint}/rotate_secret/", writes=True, ok=(302,)
-    ),
-    "resend a delivery": Page(
-        "post",
-        ADMIN + "/webhookendpoint/{endpoint}/deliveries/{delivery_id}/resend/",
-        writes=True,
-        ok=(302,),
-    ),
+    "rotate secret confirmation": Page("get", W + "{endpoint}/rotate_secret/"),
+    "rotate secret": write("/webhookendpoint/{endpoint}/rotate_secret/"),
+    "resend a delivery": write("/webhookendpoint/{endpoint}/deliveries/{delivery_id}/resend/"),
     "import list": Page("get", ADMIN + "/importjob/", refused=(200,)),
     "import job page": Page("get", ADMIN + "/importjob/{job}/change/"),
+    "import job history": Page("get", ADMIN + "/importjob/{job}/history/", shows=False),
     "import progress": Page("get", ADMIN + "/importjob/{job}/progress/", shows=False),
-    "import start": Page("post", ADMIN + "/importjob/{job}/import/", writes=True, ok=(302,)),
+    "import start": write("/importjob/{job}/import/"),
 }
 
 
@@ -451,6 +372,17 @@ def test_a_parent_of_another_tenant_is_an_unknown_choice(tenants):
     assert mine.customer.parent_id is None
 
 
+def test_the_change_form_cannot_move_a_customer_to_another_tenant(tenants):
+    mine, client = tenants["mine"], tenants["mine_client"]
+    url = f"{ADMIN}/customer/{quote(mine.customer.pk)}/change/"
+    form = customer_form(mine.customer, name="Moved?", tenant_id="tenant_b")
+    form["environment_id"] = "env_b"
+    assert client.post(url, form).status_code == 302
+    mine.customer.refresh_from_db()
+    assert mine.customer.name == "Moved?"
+    assert (mine.customer.tenant_id, mine.customer.environment_id) == ("tenant_a", "env_a")
+
+
 # --- hostile text, shown escaped everywhere -----------------------------------------------
 
 
@@ -527,7 +459,21 @@ def hostile_world(scope_a, settings):
         assert_escaped(response.content.decode(), "goodfile" if kind == "good" else "badfile")
         jobs[kind] = ImportJob.objects.latest("id")
     run_import_jobs(once=True)
-    return {"client": client, "parent": parent, "child": child, "endpoint": endpoint, **jobs}
+    values = {
+        "child": quote(child.pk),
+        "child_id": child.pk,
+        "parent": quote(parent.pk),
+        "endpoint": quote(endpoint.pk),
+        **{kind: job.pk for kind, job in jobs.items()},
+    }
+    return {
+        "client": client,
+        "parent": parent,
+        "child": child,
+        "endpoint": endpoint,
+        "values": values,
+        **jobs,
+    }
 
 
 def assert_escaped(html: str, *labels: str) -> None:
@@ -539,29 +485,23 @@ def assert_escaped(html: str, *labels: str) -> None:
 
 @dataclass(frozen=True)
 class Shown:
-    method: str
-    path: Callable[[dict], str]
+    """A page (the hostile world's values in braces) and the hostile texts it shows."""
+
+    path: str
     labels: tuple[str, ...]
-    data: Callable[[dict], dict] | None = None
+    data: Callable[[dict], dict] | None = None  # a POST's
     headers: dict = field(default_factory=dict)
 
 
 SHOWN = {
-    "customer list": Shown("get", lambda w: f"{ADMIN}/customer/", ("parent", "after", "external")),
-    "customer list, every environment": Shown(
-        "get", lambda w: f"{ADMIN}/customer/?environment=all", ("parent", "after", "external")
-    ),
+    "customer list": Shown(C, ("parent", "after", "external")),
+    "customer list, every environment": Shown(C + "?environment=all", ("parent", "after")),
     "customer change page": Shown(
-        "get",
-        lambda w: f"{ADMIN}/customer/{quote(w['child'].pk)}/change/",
-        ("after", "external", "city", "key", "value", "parent"),
+        C + "{child}/change/", ("after", "external", "city", "key", "value", "parent")
     ),
-    "parent's change page (children)": Shown(
-        "get", lambda w: f"{ADMIN}/customer/{quote(w['parent'].pk)}/change/", ("parent", "after")
-    ),
+    "parent's change page (children)": Shown(C + "{parent}/change/", ("parent", "after")),
     "refused change form": Shown(
-        "post",
-        lambda w: f"{ADMIN}/customer/{quote(w['child'].pk)}/change/",
+        C + "{child}/change/",
         ("after", "external", "city", "key", "value", "parent"),
         data=lambda w: {
             **customer_form(w["child"], email="not an email", parent=w["parent"].pk),
@@ -569,50 +509,26 @@ SHOWN = {
             "metadata_value": [hostile("value")],
         },
     ),
-    "history": Shown(
-        "get",
-        lambda w: f"{ADMIN}/customer/{quote(w['child'].pk)}/history/",
-        ("before", "after", "after"),
-    ),
-    "archive confirmation": Shown(
-        "get", lambda w: f"{ADMIN}/customer/{w['child'].pk}/archive/", ("after", "external")
-    ),
-    "erase confirmation": Shown(
-        "get", lambda w: f"{ADMIN}/customer/{w['child'].pk}/erase/", ("after", "external")
-    ),
+    "history": Shown(C + "{child}/history/", ("before", "after")),
+    "archive confirmation": Shown(C + "{child_id}/archive/", ("after", "external")),
+    "erase confirmation": Shown(C + "{child_id}/erase/", ("after", "external")),
     "archive action's confirmation": Shown(
-        "post",
-        lambda w: f"{ADMIN}/customer/",
+        C,
         ("after", "parent"),
         data=lambda w: action("archive_selected", w["child"].pk, w["parent"].pk, confirmed=False),
     ),
-    "dashboard": Shown("get", lambda w: "/admin/", ("after", "url", "goodfile", "badfile")),
-    "webhook endpoint list": Shown("get", lambda w: f"{ADMIN}/webhookendpoint/", ("url",)),
+    "dashboard": Shown("/admin/", ("after", "url", "goodfile", "badfile")),
+    "webhook endpoint list": Shown(W, ("url",)),
     "webhook endpoint page and deliveries": Shown(
-        "get",
-        lambda w: f"{ADMIN}/webhookendpoint/{quote(w['endpoint'].pk)}/change/",
-        ("url", "description", "answer", "parent"),
+        W + "{endpoint}/change/", ("url", "description", "answer", "parent")
     ),
-    "rotate secret confirmation": Shown(
-        "get",
-        lambda w: f"{ADMIN}/webhookendpoint/{quote(w['endpoint'].pk)}/rotate_secret/",
-        ("url",),
-    ),
-    "webhook endpoint delete page": Shown(
-        "get", lambda w: f"{ADMIN}/webhookendpoint/{quote(w['endpoint'].pk)}/delete/", ()
-    ),
-    "import list": Shown("get", lambda w: f"{ADMIN}/importjob/", ("goodfile", "badfile")),
-    "import preview": Shown(
-        "get", lambda w: f"{ADMIN}/importjob/{w['good'].pk}/change/", ("goodfile", "row")
-    ),
-    "import problems": Shown(
-        "get", lambda w: f"{ADMIN}/importjob/{w['bad'].pk}/change/", ("badfile", "dupe")
-    ),
+    "rotate secret confirmation": Shown(W + "{endpoint}/rotate_secret/", ("url",)),
+    "webhook endpoint delete page": Shown(W + "{endpoint}/delete/", ()),
+    "import list": Shown(ADMIN + "/importjob/", ("goodfile", "badfile")),
+    "import preview": Shown(ADMIN + "/importjob/{good}/change/", ("goodfile", "row")),
+    "import problems": Shown(ADMIN + "/importjob/{bad}/change/", ("badfile", "dupe")),
     "browsable API": Shown(
-        "get",
-        lambda w: "/v1/customers",
-        ("after", "external", "key"),
-        headers={"HTTP_ACCEPT": "text/html"},
+        "/v1/customers", ("after", "external", "key"), headers={"HTTP_ACCEPT": "text/html"}
     ),
 }
 
@@ -621,8 +537,11 @@ SHOWN = {
 def test_hostile_text_is_shown_escaped(hostile_world, name):
     shown = SHOWN[name]
     client = hostile_world["client"]
-    data = shown.data(hostile_world) if shown.data else None
-    response = getattr(client, shown.method)(shown.path(hostile_world), data, **shown.headers)
+    url = filled(shown.path, hostile_world["values"])
+    if shown.data:
+        response = client.post(url, shown.data(hostile_world), **shown.headers)
+    else:
+        response = client.get(url, **shown.headers)
     assert response.status_code == 200, response.content.decode()[:2000]
     assert response["Content-Type"].startswith("text/html")
     assert_escaped(response.content.decode(), *shown.labels)
@@ -665,118 +584,67 @@ def test_the_csv_export_neutralises_hostile_text_for_spreadsheets(hostile_world)
 
 @dataclass(frozen=True)
 class Form:
-    path: Callable[[dict], str]
-    data: Callable[[dict], dict]
+    path: str  # the tenant's values in braces
+    data: dict | Callable[[Tenant], dict] = field(default_factory=dict)
     json: bool = False  # a JSON body (the browsable API's session writes)
 
 
+NEW_PASSWORD = "A-new-long-pass-phrase-1"
 CSRF_FORMS = {
-    "login": Form(
-        lambda w: "/admin/login/", lambda w: {"username": "operator_a", "password": "pw-for-tests"}
-    ),
-    "logout": Form(lambda w: "/admin/logout/", lambda w: {}),
+    "login": Form("/admin/login/", {"username": "operator_a", "password": "pw-for-tests"}),
+    "logout": Form("/admin/logout/"),
     "password change": Form(
-        lambda w: "/admin/password_change/",
-        lambda w: {
+        "/admin/password_change/",
+        {
             "old_password": "pw-for-tests",
-            "new_password1": "A-new-long-pass-phrase-1",
-            "new_password2": "A-new-long-pass-phrase-1",
+            "new_password1": NEW_PASSWORD,
+            "new_password2": NEW_PASSWORD,
         },
     ),
-    "environment switch": Form(
-        lambda w: "/environment/switch", lambda w: {"environment_id": "env_a_sandbox"}
-    ),
+    "environment switch": Form("/environment/switch", {"environment_id": "env_a_sandbox"}),
     "customer add": Form(
-        lambda w: f"{ADMIN}/customer/add/",
-        lambda w: {
-            **customer_form(w["customer"], external_id="brand_new"),
-            "parent": "",
-        },
+        C + "add/", lambda t: customer_form(t.customer, external_id="brand_new", parent="")
     ),
     "customer change": Form(
-        lambda w: f"{ADMIN}/customer/{quote(w['customer'].pk)}/change/",
-        lambda w: customer_form(w["customer"], name="Changed"),
+        C + "{customer}/change/", lambda t: customer_form(t.customer, name="Changed")
     ),
-    "archive": Form(lambda w: f"{ADMIN}/customer/{w['customer'].pk}/archive/", lambda w: {}),
-    "restore": Form(lambda w: f"{ADMIN}/customer/{w['archived'].pk}/restore/", lambda w: {}),
-    "erase": Form(lambda w: f"{ADMIN}/customer/{w['customer'].pk}/erase/", lambda w: {}),
-    "archive action": Form(
-        lambda w: f"{ADMIN}/customer/", lambda w: action("archive_selected", w["customer"].pk)
-    ),
-    "restore action": Form(
-        lambda w: f"{ADMIN}/customer/", lambda w: action("restore_selected", w["archived"].pk)
-    ),
-    "erase action": Form(
-        lambda w: f"{ADMIN}/customer/", lambda w: action("erase_selected", w["customer"].pk)
-    ),
-    "webhook endpoint add": Form(
-        lambda w: f"{ADMIN}/webhookendpoint/add/", lambda w: endpoint_form()
-    ),
-    "webhook endpoint change": Form(
-        lambda w: f"{ADMIN}/webhookendpoint/{quote(w['endpoint'].pk)}/change/",
-        lambda w: endpoint_form(),
-    ),
-    "webhook endpoint delete": Form(
-        lambda w: f"{ADMIN}/webhookendpoint/{quote(w['endpoint'].pk)}/delete/",
-        lambda w: {"post": "yes"},
-    ),
-    "webhook endpoint delete action": Form(
-        lambda w: f"{ADMIN}/webhookendpoint/",
-        lambda w: action("delete_selected", w["endpoint"].pk),
-    ),
-    "rotate secret": Form(
-        lambda w: f"{ADMIN}/webhookendpoint/{quote(w['endpoint'].pk)}/rotate_secret/",
-        lambda w: {},
-    ),
-    "resend": Form(
-        lambda w: (
-            f"{ADMIN}/webhookendpoint/{quote(w['endpoint'].pk)}/deliveries/"
-            f"{w['delivery'].pk}/resend/"
-        ),
-        lambda w: {},
-    ),
+    "archive": Form(C + "{customer_id}/archive/"),
+    "restore": Form(C + "{archived_id}/restore/"),
+    "erase": Form(C + "{customer_id}/erase/"),
+    "archive action": Form(C, action("archive_selected", "{customer_id}")),
+    "restore action": Form(C, action("restore_selected", "{archived_id}")),
+    "erase action": Form(C, action("erase_selected", "{customer_id}")),
+    "webhook endpoint add": Form(W + "add/", endpoint_form()),
+    "webhook endpoint change": Form(W + "{endpoint}/change/", endpoint_form()),
+    "webhook endpoint delete": Form(W + "{endpoint}/delete/", {"post": "yes"}),
+    "webhook endpoint delete action": Form(W, action("delete_selected", "{endpoint_id}")),
+    "rotate secret": Form(W + "{endpoint}/rotate_secret/"),
+    "resend": Form(W + "{endpoint}/deliveries/{delivery_id}/resend/"),
     "import upload": Form(
-        lambda w: f"{ADMIN}/importjob/add/",
-        lambda w: {"file": csv_file("new.csv", "external_id,name\nnew_1,New\n")},
+        ADMIN + "/importjob/add/",
+        lambda t: {"file": csv_file("new.csv", csv_text(("new_1", "New")))},
     ),
-    "import start": Form(lambda w: f"{ADMIN}/importjob/{w['job'].pk}/import/", lambda w: {}),
-    "API create (session)": Form(
-        lambda w: "/v1/customers", lambda w: {"external_id": "api_new", "name": "New"}, json=True
-    ),
+    "import start": Form(ADMIN + "/importjob/{job}/import/"),
+    "API create (session)": Form("/v1/customers", {"external_id": "new", "name": "N"}, json=True),
     "API webhook endpoint create (session)": Form(
-        lambda w: "/v1/webhook_endpoints",
-        lambda w: {"url": "http://127.0.0.1:9/new", "enabled_events": ["*"]},
+        "/v1/webhook_endpoints",
+        {"url": "http://127.0.0.1:9/new", "enabled_events": ["*"]},
         json=True,
     ),
 }
 
 
-@pytest.fixture
-def csrf_world(tenants):
-    """tenant_a's objects, and its operator on a client that checks CSRF as browsers do."""
-    mine = tenants["mine"]
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(tenants["mine_client"].user)
-    return {
-        "client": client,
-        "customer": mine.customer,
-        "archived": mine.archived,
-        "endpoint": mine.endpoint,
-        "delivery": mine.delivery,
-        "job": mine.job,
-    }
-
-
 @pytest.mark.parametrize("name", CSRF_FORMS)
-def test_every_form_needs_its_csrf_token(csrf_world, name):
+def test_every_form_needs_its_csrf_token(tenants, name):
     form = CSRF_FORMS[name]
-    client = csrf_world["client"]
-    if name == "login":
-        client.logout()
-    url = form.path(csrf_world)
+    mine = tenants["mine"]
+    client = Client(enforce_csrf_checks=True)  # as browsers are held to it
+    if name != "login":
+        client.force_login(tenants["mine_client"].user)
+    url = mine.fill(form.path)
 
     def post(**extra):
-        data = form.data(csrf_world)
+        data = form.data(mine) if callable(form.data) else mine.fill(form.data)
         if form.json:
             return client.post(url, data, content_type="application/json", **extra)
         return client.post(url, {**data, **extra})
@@ -802,37 +670,25 @@ def test_every_form_needs_its_csrf_token(csrf_world, name):
 # --- a login for every page --------------------------------------------------------------------
 
 
+# Every page of the isolation table, and those that name no object.
 LOGIN_PAGES = {
-    "index and dashboard": lambda t: "/admin/",
-    "customer list": lambda t: f"{ADMIN}/customer/",
-    "customer add": lambda t: f"{ADMIN}/customer/add/",
-    "customer change": lambda t: f"{ADMIN}/customer/{quote(t.customer.pk)}/change/",
-    "customer history": lambda t: f"{ADMIN}/customer/{quote(t.customer.pk)}/history/",
-    "archive": lambda t: f"{ADMIN}/customer/{t.customer.pk}/archive/",
-    "erase": lambda t: f"{ADMIN}/customer/{t.customer.pk}/erase/",
-    "CSV export": lambda t: f"{ADMIN}/customer/export.csv",
-    "parent autocomplete": lambda t: (
-        f"{AUTOCOMPLETE}?app_label=customers&model_name=customer&field_name=parent&term=zq"
-    ),
-    "webhook endpoints": lambda t: f"{ADMIN}/webhookendpoint/",
-    "webhook endpoint": lambda t: f"{ADMIN}/webhookendpoint/{quote(t.endpoint.pk)}/change/",
-    "rotate secret": lambda t: f"{ADMIN}/webhookendpoint/{quote(t.endpoint.pk)}/rotate_secret/",
-    "imports": lambda t: f"{ADMIN}/importjob/",
-    "import upload": lambda t: f"{ADMIN}/importjob/add/",
-    "import job": lambda t: f"{ADMIN}/importjob/{t.job.pk}/change/",
-    "import progress": lambda t: f"{ADMIN}/importjob/{t.job.pk}/progress/",
+    **{name: page for name, page in PAGES.items() if page.method == "get"},
+    "customer list": Page("get", C),
+    "customer add": Page("get", C + "add/"),
+    "webhook endpoint add": Page("get", W + "add/"),
+    "import upload": Page("get", ADMIN + "/importjob/add/"),
 }
 
 
 @pytest.mark.parametrize("name", LOGIN_PAGES)
 def test_every_page_needs_a_login(tenants, name):
-    url = LOGIN_PAGES[name](tenants["mine"])
-    assert tenants["mine_client"].get(url).status_code == 200  # the page is there
+    page, mine = LOGIN_PAGES[name], tenants["mine"]
+    assert page(tenants["mine_client"], mine).status_code in page.ok  # the page is there
     for client in (Client(), non_staff_client()):
-        response = client.get(url)
-        assert response.status_code == 302, url
+        response = page(client, mine)
+        assert response.status_code == 302, name
         assert response["Location"].startswith("/admin/login/")
-        assert not any(text in body_of(response) for text in tenants["mine"].shown)
+        assert not any(text in body_of(response) for text in mine.shown)
 
 
 def non_staff_client() -> Client:
