@@ -28,6 +28,7 @@ from customers.events import Actor
 from customers.import_jobs import import_job_create, run_import_jobs
 from customers.models import (
     Customer,
+    CustomerEvent,
     ImportJob,
     ImportStatus,
     WebhookAttempt,
@@ -381,6 +382,48 @@ def test_the_change_form_cannot_move_a_customer_to_another_tenant(tenants):
     mine.customer.refresh_from_db()
     assert mine.customer.name == "Moved?"
     assert (mine.customer.tenant_id, mine.customer.environment_id) == ("tenant_a", "env_a")
+
+
+def test_an_import_naming_another_tenants_customers_touches_none_of_them(tenants):
+    """An upload whose rows name another tenant's customer as a parent, or take its id, is
+    refused by its dry run (a parent of another tenant in the words of an unknown one), and
+    nothing of theirs changes."""
+    mine, theirs, client = tenants["mine"], tenants["theirs"], tenants["mine_client"]
+    before = [
+        Customer.objects.filter(tenant_id="tenant_b").order_by("pk").values_list(),
+        CustomerEvent.objects.filter(tenant_id="tenant_b").order_by("pk").values_list(),
+    ]
+    before = [list(rows) for rows in before]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerows(
+        [
+            ("id", "external_id", "name", "parent_customer_id"),
+            ("", "child_of_theirs", "Child", theirs.customer.pk),
+            ("", "child_of_nobody", "Child", "cust_01AAAAAAAAAAAAAAAAAAAAAAAA"),
+            ("", "child_of_mine", "Child", mine.customer.pk),
+            (theirs.child.pk, "their_id", "Taken over", ""),
+        ]
+    )
+    client.post(f"{ADMIN}/importjob/add/", {"file": csv_file("sneaky.csv", out.getvalue())})
+    job = ImportJob.objects.latest("id")
+    run_import_jobs(once=True)
+    job.refresh_from_db()
+    assert job.status == ImportStatus.INVALID
+    problems = {problem["line"]: problem for problem in job.problems}
+    assert set(problems) == {2, 3, 5}
+    assert problems[2]["message"] == problems[3]["message"].replace(
+        "cust_01AAAAAAAAAAAAAAAAAAAAAAAA", theirs.customer.pk
+    )
+    assert problems[5]["field"] == "id"
+    assert client.post(f"{ADMIN}/importjob/{job.pk}/import/").status_code == 302
+    run_import_jobs(once=True)
+    after = [
+        list(Customer.objects.filter(tenant_id="tenant_b").order_by("pk").values_list()),
+        list(CustomerEvent.objects.filter(tenant_id="tenant_b").order_by("pk").values_list()),
+    ]
+    assert after == before
+    assert not Customer.objects.filter(external_id__startswith="child_of").exists()
 
 
 # --- hostile text, shown escaped everywhere -----------------------------------------------
