@@ -76,9 +76,14 @@ def in_one_snapshot(queryset: QuerySet) -> Iterator:
         return
     outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if outermost:
-            with connection.cursor() as cursor:
+        with connection.cursor() as cursor:
+            if outermost:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # A web request's statement timeout (DJANGO_DB_STATEMENT_TIMEOUT) is not for the
+            # stream: each FETCH of a chunk is short, but one of a selective filter may scan
+            # far, and a stream cut after its first bytes is a truncated file, not a 503.
+            # The limit is lifted for this transaction only (SET LOCAL).
+            cursor.execute("SET LOCAL statement_timeout = 0")
         yield from queryset.iterator(chunk_size=CHUNK_SIZE)
 
 

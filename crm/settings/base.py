@@ -36,6 +36,9 @@ MIDDLEWARE = [
     "customers.request_id.RequestIdMiddleware",
     # Each API key's rate limit, before any view or query; its 429 is the envelope already.
     "customers.api.ratelimit.ApiRateLimitMiddleware",
+    # A database that cannot be reached: a 503 (the envelope on /v1/, a plain page elsewhere)
+    # whichever layer met it, never a 500; the request statement timeout (customers/outage.py).
+    "customers.outage.DatabaseUnavailableMiddleware",
     # Next, so that every /v1/ error, whichever layer answers it, gets the envelope.
     "customers.api.middleware.ApiErrorEnvelopeMiddleware",
     # `/v1/customers/` -> 308 `/v1/customers` (query kept).
@@ -89,11 +92,52 @@ DATABASES = {
 DB_POOL_SIZE = int(env_str("DJANGO_DB_POOL_SIZE", "0"))
 if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # With CONN_HEALTH_CHECKS (above), Django gives the pool psycopg's `check_connection`:
+    # a connection is tried (one empty query) before a request gets it, so those a database
+    # restart broke are thrown away rather than handed out to fail.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": DB_POOL_SIZE,
-        "timeout": 10,  # seconds a request waits for a free connection before failing
+        "timeout": 10,  # seconds a request waits for a free connection: database_timeouts()
     }
+
+
+def database_timeouts(database: dict, *, connect_timeout: int) -> None:
+    """PostgreSQL's client-side timeouts: `connect_timeout` seconds to open a connection
+    (libpq's minimum is 2; it applies to each address the host name resolves to, so name
+    the host by its address), and as long for a free connection of the pool (which, while
+    the database is away, has none to give); a connection whose sent data goes
+    unacknowledged for 10 s, or whose idle peer stops answering keepalives for 60 s, is
+    dropped (a network that loses the server, rather than a server that refuses)."""
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        return
+    options = database.setdefault("OPTIONS", {})
+    if options.get("pool"):
+        # A failed connection attempt of the pool is retried with a growing delay (1, 2,
+        # 4 s...), for this long: then the next request starts a new attempt at once, so a
+        # pool recovers within seconds of the database's return, however long it was away.
+        options["pool"].update(timeout=connect_timeout, reconnect_timeout=connect_timeout)
+    options.update(
+        {
+            "connect_timeout": connect_timeout,
+            "tcp_user_timeout": 10_000,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+    )
+
+
+# DJANGO_DB_CONNECT_TIMEOUT: seconds to open a connection (production's default is 2).
+# DJANGO_DB_STATEMENT_TIMEOUT: milliseconds one statement of a web request may run, 0 for no
+# limit (production's default is 5000): set on the connections web requests open
+# (customers/outage.py), never on those of commands (migrate, imports, workers), and lifted
+# inside a streamed export's own transaction (customers/exports.py).
+database_timeouts(
+    DATABASES["default"], connect_timeout=int(env_str("DJANGO_DB_CONNECT_TIMEOUT", "10"))
+)
+DB_REQUEST_STATEMENT_TIMEOUT_MS = int(env_str("DJANGO_DB_STATEMENT_TIMEOUT", "0"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default takes a few concurrent writers (the dev server's threads, a
     # command beside it): WAL lets readers go on while one writes; every transaction takes

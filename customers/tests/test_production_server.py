@@ -62,7 +62,9 @@ def test_a_pool_size_gives_each_process_a_connection_pool():
         DJANGO_DB_POOL_SIZE="6",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "0 {'min_size': 1, 'max_size': 6, 'timeout': 10}"
+    assert result.stdout.strip() == (
+        "0 {'min_size': 1, 'max_size': 6, 'timeout': 10, 'reconnect_timeout': 10}"
+    )
 
 
 @pytest.mark.postgres
