@@ -59,7 +59,7 @@ def production_server(database_url: str, **extra_env):
         # More threads than production's 4, so that every check's requests run at once (each
         # waits out the connect timeout when the database never answers).
         GUNICORN_THREADS="16",
-        GUNICORN_ACCESS_LOG="",  # none
+        GUNICORN_ACCESS_LOG="/dev/null",
         **extra_env,
     )
     process = subprocess.Popen(
