@@ -15,10 +15,11 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
+from customers.db_router import rows_with_fallback
 from customers.models import Customer
 from customers.representation import CUSTOMER_FIELDS, row_as_dict
 from customers.selectors import ROW_COLUMNS
@@ -63,6 +64,12 @@ class LineBuffer:
 
 
 def in_one_snapshot(queryset: QuerySet) -> Iterator:
+    """The queryset's rows from a server-side cursor, all from one snapshot, on the database
+    it names (a replica that fails before the first row gives way to the primary)."""
+    return rows_with_fallback(queryset, snapshot_rows)
+
+
+def snapshot_rows(queryset: QuerySet) -> Iterator:
     """The queryset's rows from a server-side cursor, all from one snapshot.
 
     One SELECT reads one snapshot however long its cursor is read, on both databases. On
@@ -70,12 +77,19 @@ def in_one_snapshot(queryset: QuerySet) -> Iterator:
     when the stream starts its own (a request's), so that any further read of the export
     sees the same snapshot too. SQLite streams without one (a transaction there would take
     the write lock, IMMEDIATE, for as long as the client reads).
+
+    The cursor is declared inside that transaction even where DISABLE_SERVER_SIDE_CURSORS
+    turns Django's off (PgBouncer's transaction pooling, DATABASE_PGBOUNCER): a transaction
+    keeps its one server connection, so the cursor lives where it was declared, and the
+    stream stays in chunks instead of the whole result in memory.
     """
+    alias = queryset.db
+    connection = connections[alias]
     if connection.vendor != "postgresql":
         yield from queryset.iterator(chunk_size=CHUNK_SIZE)
         return
     outermost = not connection.in_atomic_block
-    with transaction.atomic():
+    with transaction.atomic(using=alias):
         with connection.cursor() as cursor:
             if outermost:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -84,7 +98,9 @@ def in_one_snapshot(queryset: QuerySet) -> Iterator:
             # far, and a stream cut after its first bytes is a truncated file, not a 503.
             # The limit is lifted for this transaction only (SET LOCAL).
             cursor.execute("SET LOCAL statement_timeout = 0")
-        yield from queryset.iterator(chunk_size=CHUNK_SIZE)
+        # QuerySet.iterator() itself, but always by a cursor (named, not WITH HOLD: inside
+        # this transaction), whatever DISABLE_SERVER_SIDE_CURSORS says.
+        yield from queryset._iterator(use_chunked_fetch=True, chunk_size=CHUNK_SIZE)
 
 
 def chunked(lines: Iterable[str], *, first: str = "") -> Iterator[str]:

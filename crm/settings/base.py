@@ -151,6 +151,51 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 
+# Read replicas (customers/db_router.py): DATABASE_REPLICA_URLS, comma-separated PostgreSQL
+# URLs of streaming replicas of DATABASE_URL (unset: none, and nothing below costs anything).
+# The list, the search, the export and the event log read from a replica whose replay lags
+# at most REPLICA_MAX_LAG_SECONDS (checked every REPLICA_CHECK_SECONDS per process; one that
+# does not answer is left alone for REPLICA_RETRY_SECONDS); a scope written through the API
+# reads from the primary for REPLICA_READ_YOUR_WRITES_SECONDS (a marker in the "replicas"
+# cache: Redis with REDIS_URL). Keep the lag limit plus the check interval below the
+# read-your-writes window.
+DATABASE_REPLICAS: tuple[str, ...] = ()
+for _number, _url in enumerate(env_list("DATABASE_REPLICA_URLS", []), start=1):
+    _alias = f"replica_{_number}"
+    DATABASES[_alias] = dj_database_url.parse(
+        _url,
+        conn_max_age=int(env_str("DJANGO_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+    if DATABASES[_alias]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URLS: {_alias} is not a PostgreSQL URL")
+    # A replica that does not answer costs a read this long once, then is skipped.
+    DATABASES[_alias].setdefault("OPTIONS", {})["connect_timeout"] = int(
+        env_str("REPLICA_CONNECT_TIMEOUT_SECONDS", "2")
+    )
+    # A test run reads the primary's test database through it (and never creates one there).
+    DATABASES[_alias]["TEST"] = {"MIRROR": "default"}
+    DATABASE_REPLICAS += (_alias,)
+if DATABASE_REPLICAS:
+    DATABASE_ROUTERS = ["customers.db_router.PrimaryReplicaRouter"]
+REPLICA_READ_YOUR_WRITES_SECONDS = float(env_str("REPLICA_READ_YOUR_WRITES_SECONDS", "5"))
+REPLICA_MAX_LAG_SECONDS = float(env_str("REPLICA_MAX_LAG_SECONDS", "2"))
+REPLICA_CHECK_SECONDS = float(env_str("REPLICA_CHECK_SECONDS", "1"))
+REPLICA_RETRY_SECONDS = float(env_str("REPLICA_RETRY_SECONDS", "5"))
+
+# DATABASE_PGBOUNCER=true: every PostgreSQL connection (the primary's and the replicas') goes
+# through PgBouncer in transaction pooling mode, where consecutive transactions of one
+# connection may run on different server connections: no server-side cursors outside a
+# transaction (QuerySet.iterator() fetches client-side; the export declares its cursor
+# inside its own transaction, which holds one server connection: it still streams) and no
+# prepared statements (psycopg's, off as Django leaves them; said here so none comes back).
+DATABASE_PGBOUNCER = env_bool("DATABASE_PGBOUNCER", False)
+if DATABASE_PGBOUNCER:
+    for _database in DATABASES.values():
+        if _database["ENGINE"] == "django.db.backends.postgresql":
+            _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+            _database.setdefault("OPTIONS", {})["prepare_threshold"] = None
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # django-axes first: it refuses a locked-out username before any password is checked.
@@ -301,6 +346,12 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "ratelimit": ratelimit_cache(REDIS_URL),
 }
+# Read replicas' read-your-writes markers (customers/db_router.py), shared like the counts.
+CACHES["replicas"] = (
+    ratelimit_cache(REDIS_URL)
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "replicas"}
+)
 
 # Webhooks (customers/webhooks.py): endpoint URLs must be https:// and resolve to public
 # addresses, checked on save and again at delivery, unless this is true (development and

@@ -23,6 +23,7 @@ from rest_framework.response import Response
 
 from customers.api.json_rows import RFC3339_SQL, TIMESTAMP_COLUMNS
 from customers.api.presenters import CustomerListPresenter
+from customers.db_router import read_database
 from customers.exports import (
     COLUMNS,
     CSV_CONTENT_TYPE,
@@ -128,6 +129,8 @@ def csv_lines(queryset):
 
 
 def export_response(*, queryset, scope: Scope, export_format: str):
+    # From a replica when one may serve the scope (customers/db_router.py).
+    queryset = queryset.using(read_database(scope=scope))
     filename = export_filename(environment_id=scope.environment_id, extension=export_format)
     if export_format == "jsonl":
         lines = customer_json_lines(queryset, CustomerListPresenter(expand_parent=False))

@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from customers.api.errors import AlreadyExistsError, ApiValidationError
+from customers.db_router import scope_written
 from customers.models import IdempotencyRecord
 from customers.scope import Scope
 from customers.text import text_problem
@@ -89,6 +90,16 @@ def idempotent(handler):
 
     @functools.wraps(handler)
     def wrapper(view, request: Request, *args, **kwargs):
+        try:
+            return keyed(view, request, *args, **kwargs)
+        finally:
+            # Every API write passes here: once it has committed, the scope's reads go to
+            # the primary for a few seconds (read-your-writes; nothing without replicas).
+            scope = getattr(request, "scope", None)
+            if scope is not None:
+                scope_written(scope)
+
+    def keyed(view, request: Request, *args, **kwargs):
         key = read_key(request)
         if key is None:
             return handler(view, request, *args, **kwargs)
