@@ -477,6 +477,10 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     try:
+        if sys.argv[1:2] == ["--replica"]:  # read replicas: bench/replica.py (its own options)
+            from bench import replica
+
+            sys.exit(replica.main(sys.argv[2:]))
         sys.exit(main(sys.argv[1:]))
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
