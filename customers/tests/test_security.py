@@ -420,6 +420,51 @@ def test_a_parent_in_another_scope_is_refused_as_an_unknown_one(worlds, name, vi
     assert list(refused.json()["error"]["details"]) == ["parent_customer_id"]
 
 
+# --- bodies claiming another scope ------------------------------------------------------------
+
+
+CLAIMS = {"tenant_id": "tenant_b", "environment_id": "env_b"}
+CLAIMING_WRITES = {
+    "create customer": Operation("post", "/v1/customers", {"external_id": "c", "name": "C"}, 201),
+    "patch customer": Operation("patch", "/v1/customers/{customer_id}", {"name": "C"}),
+    "update by query": Operation("put", "/v1/customers?id={customer_id}", {"name": "C"}),
+    "create webhook endpoint": Operation(
+        "post",
+        "/v1/webhook_endpoints",
+        {"url": "http://127.0.0.1:9/c", "enabled_events": ["*"]},
+        201,
+    ),
+    "patch webhook endpoint": Operation(
+        "patch", "/v1/webhook_endpoints/{endpoint_id}", {"description": "C"}
+    ),
+}
+
+
+def tenant_b_state() -> dict[str, list[tuple]]:
+    return {
+        model.__name__: list(
+            model.objects.filter(tenant_id="tenant_b").order_by("pk").values_list()
+        )
+        for model in (Customer, CustomerStatusCount, CustomerEvent, WebhookEndpoint)
+    }
+
+
+@pytest.mark.parametrize("name", CLAIMING_WRITES)
+def test_a_body_naming_another_scope_writes_in_the_keys_scope(worlds, name):
+    """The server-owned `id`, `tenant_id` and `environment_id` of a body are ignored (what
+    was read may be sent back): the write lands in the key's scope, none of theirs changes."""
+    template, mine, theirs = CLAIMING_WRITES[name], worlds["mine"], worlds["other_tenant"]
+    their_id = theirs.endpoint_id if "webhook" in name else theirs.customer_id
+    body = {**template.body, **CLAIMS, "id": their_id}
+    before = tenant_b_state()
+    response = Operation(template.method, template.path, body)(mine)
+    assert response.status_code == template.ok, response.content
+    written = response.json()
+    assert (written["tenant_id"], written["environment_id"]) == ("tenant_a", "env_a")
+    assert written["id"] != their_id
+    assert tenant_b_state() == before
+
+
 # --- idempotency keys are per scope ---------------------------------------------------------
 
 
@@ -445,19 +490,13 @@ def test_an_idempotency_key_of_another_scope_replays_nothing(worlds):
 
 
 EVERY_REQUEST = {
-    **{f"{name}": operation for name, operation in OPERATIONS.items()},
+    **OPERATIONS,
+    **CLAIMING_WRITES,
     "list": Operation("get", "/v1/customers", writes=False),
     "search": Operation("post", "/v1/customers/search", {}, writes=False),
     "export": Operation("get", "/v1/customers/export", writes=False),
     "events": Operation("get", "/v1/events", writes=False),
-    "create customer": Operation("post", "/v1/customers", {"external_id": "n", "name": "N"}, 201),
     "webhook endpoints": Operation("get", "/v1/webhook_endpoints", writes=False),
-    "create webhook endpoint": Operation(
-        "post",
-        "/v1/webhook_endpoints",
-        {"url": "http://127.0.0.1:9/n", "enabled_events": ["*"]},
-        201,
-    ),
 }
 
 

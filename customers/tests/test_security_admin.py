@@ -630,11 +630,14 @@ class Form:
     path: str  # the tenant's values in braces
     data: dict | Callable[[Tenant], dict] = field(default_factory=dict)
     json: bool = False  # a JSON body (the browsable API's session writes)
+    anonymous: bool = False  # sent logged out (the login forms)
 
 
 NEW_PASSWORD = "A-new-long-pass-phrase-1"
+LOGIN = {"username": "operator_a", "password": "pw-for-tests"}
 CSRF_FORMS = {
-    "login": Form("/admin/login/", {"username": "operator_a", "password": "pw-for-tests"}),
+    "login": Form("/admin/login/", LOGIN, anonymous=True),
+    "browsable API login": Form("/api-auth/login/", LOGIN, anonymous=True),
     "logout": Form("/admin/logout/"),
     "password change": Form(
         "/admin/password_change/",
@@ -682,7 +685,7 @@ def test_every_form_needs_its_csrf_token(tenants, name):
     form = CSRF_FORMS[name]
     mine = tenants["mine"]
     client = Client(enforce_csrf_checks=True)  # as browsers are held to it
-    if name != "login":
+    if not form.anonymous:
         client.force_login(tenants["mine_client"].user)
     url = mine.fill(form.path)
 
@@ -701,7 +704,7 @@ def test_every_form_needs_its_csrf_token(tenants, name):
     assert dict(client.session.items()) == session_before
 
     # The very same form with the token the page gave does what it says.
-    client.get("/admin/login/" if name == "login" else "/admin/")
+    client.get("/admin/login/" if form.anonymous else "/admin/")
     token = client.cookies["csrftoken"].value
     accepted = post(HTTP_X_CSRFTOKEN=token) if form.json else post(csrfmiddlewaretoken=token)
     assert accepted.status_code in (200, 201, 302), body_of(accepted)[:2000]
