@@ -114,6 +114,10 @@ class ThrottledLog:
             self.logged_at[subject] = now
         logger.log(level, message, *args)
 
+    def reset(self) -> None:
+        with self.lock:
+            self.logged_at = {}
+
     def forget(self, subject: str) -> bool:
         """Whether ``subject`` had been logged (its end is then worth a line)."""
         with self.lock:
@@ -267,6 +271,7 @@ def forget_replicas(*, setting, **kwargs) -> None:
     """Tests that change the replicas' settings start from a clean slate."""
     if setting.startswith(("DATABASE_REPLICAS", "REPLICA_")):
         health.reset()
+        throttled_log.reset()
 
 
 # --- choosing and reading -----------------------------------------------------------------

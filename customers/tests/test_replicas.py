@@ -11,6 +11,7 @@ answer at all, the router) run wherever PostgreSQL does.
 """
 
 import copy
+import fcntl
 import json
 import logging
 import os
@@ -36,6 +37,10 @@ from customers.tests.factories import make_customer
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 REPLICA_URL = os.environ.get("REPLICA_TEST_URL", "postgres://root@127.0.0.1:5433")
+# Held while a test uses the replica (and by bin/replica while it checks or repairs it):
+# test runs of other checkouts on this machine share the replica, and these tests stop it
+# and pause its replay.
+LOCK_PATH = os.environ.get("REPLICA_LOCK", "/tmp/crm-replica.lock")
 ALIAS = "replica_test"
 ROUTERS = ["customers.db_router.PrimaryReplicaRouter"]
 
@@ -125,12 +130,29 @@ def remove_alias() -> None:
 
 
 @pytest.fixture
-def replica(transactional_db, settings):
+def replica_lock():
+    with open(LOCK_PATH, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+def replica(replica_lock, transactional_db, settings):
     """The real replica as the alias ALIAS, named in DATABASE_REPLICAS; replay resumed."""
-    try:
-        (in_recovery,) = replica_sql("SELECT pg_is_in_recovery()")
-    except psycopg.OperationalError as error:
-        skip_or_fail(f"no replica at {REPLICA_URL} ({str(error).strip()}); bash bin/replica")
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            (in_recovery,) = replica_sql("SELECT pg_is_in_recovery()")
+            break
+        except psycopg.OperationalError as error:
+            # Starting (another run's test restarted it a moment ago): wait; else none.
+            starting = "starting up" in str(error) or "not yet accepting" in str(error)
+            if not starting or time.monotonic() > deadline:
+                skip_or_fail(f"no replica at {REPLICA_URL} ({error}); bash bin/replica")
+            time.sleep(0.5)
     if not in_recovery:
         skip_or_fail(f"{REPLICA_URL} is not a replica (pg_is_in_recovery() is false)")
     replica_sql("SELECT pg_wal_replay_resume()")  # in case a test stopped half-way
