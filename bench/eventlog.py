@@ -335,12 +335,15 @@ def measure_webhooks(
     backlog: int,
     lag_seconds: float,
     lag_connections: int = 2,
+    lag_rate: float = 100.0,
     poll_seconds: float = 1.0,
 ) -> Webhooks:
     """With the app serving (events on): an endpoint of a scratch scope pointing at the
     receiver; ``backlog`` customers seeded there (their events and deliveries, in bulk), then
     drained by one worker, and again by two; then a stream of creates over HTTP for
-    ``lag_seconds`` while one worker runs, each delivery's lag measured."""
+    ``lag_seconds`` while one worker runs, each delivery's lag measured: ``lag_rate`` creates
+    a second in all (paced, below what one worker delivers: a worker that falls behind would
+    make the lag the queue's growth), from ``lag_connections`` connections."""
     hooks_environment = {**environment, "DJANGO_SETTINGS_MODULE": "bench.hooks_settings"}
     drains = []
     with Receiver() as receiver:
@@ -399,8 +402,14 @@ def measure_webhooks(
         def produce(connection_number: int) -> None:
             client = Client(app.port, {"Authorization": f"Bearer {api_key}"})
             number = 0
+            interval = lag_connections / lag_rate
+            next_at = time.perf_counter()
             try:
                 while time.perf_counter() < stop_at:
+                    next_at += interval
+                    pause = next_at - time.perf_counter()
+                    if pause > 0:
+                        time.sleep(pause)
                     number += 1
                     status, body, _ = client.send(
                         "POST",

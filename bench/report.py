@@ -673,8 +673,8 @@ def event_log_lines(run: Measurements) -> list[str]:
                 else "."
             ),
             "",
-            f"**Lag** from commit to delivery under load: creates over HTTP from 2 connections"
-            f" ({hooks.lag_rate:,.0f} a second, each committed before its answer) while one"
+            "**Lag** from commit to delivery under load: creates over HTTP from 2 connections,"
+            f" paced ({hooks.lag_rate:,.0f} a second, each committed before its answer), while one"
             f" worker (`--poll-seconds {hooks.poll_seconds:g}`) delivered"
             f" {hooks.lag_deliveries_per_second:,.0f} a second; each delivery's arrival minus"
             f" its create's answer, over {len(hooks.lags):,} deliveries: p50"
