@@ -16,4 +16,8 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 # 4094-byte request line. 0 lifts gunicorn's own cap (its largest finite value is 8190); put a
 # proxy in front with a generous, finite limit (e.g. nginx large_client_header_buffers 4 64k).
 limit_request_line = 0
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# One JSON object a line, as the app's own log (customers/logging.py): the access log on
+# stdout (GUNICORN_ACCESS_LOG: a file instead, or empty for none), each request's line with
+# its method, path, status, duration and X-Request-ID; gunicorn's own messages on stderr.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+logger_class = "customers.logging.GunicornLogger"

@@ -107,6 +107,8 @@ def test_gunicorn_serves_long_urls_and_static_files(tmp_path):
         "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
+        # Plain HTTP on the loopback: no redirect to HTTPS (production's default).
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
     }
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"],
