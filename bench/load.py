@@ -64,7 +64,6 @@ from bench.system import (
     cpu_seconds,
     load_average,
     machine,
-    machine_busy_seconds,
     postgres_backends_of,
 )
 
@@ -138,7 +137,7 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))]
 
 
-def report(samples, *, seconds: float, arguments, command, busy: float, loads) -> str:
+def report(samples, *, seconds: float, arguments, command, busy: tuple[float, float], loads) -> str:
     by_kind: dict[str, list[float]] = defaultdict(list)
     failures: dict[str, int] = defaultdict(int)
     for kind, milliseconds, failed, _status in samples:
@@ -156,8 +155,9 @@ def report(samples, *, seconds: float, arguments, command, busy: float, loads) -
         f" next request as soon as the last answered, for {seconds:.0f} s: {total:,} requests,"
         f" {total / seconds:.0f} req/s, {sum(failures.values())} errors",
         f"- **Machine load**: `uptime` load average {loads[0]} before, {loads[1]} after; other"
-        f" processes than the server, locust and PostgreSQL used {busy:.0%} of a core on average"
-        " (other agents run tests on this 2-core machine)",
+        f" processes than the server, locust and PostgreSQL used {busy[0]:.0%} of a core on"
+        f" average, and the hypervisor took {busy[1]:.0%} of one (steal time): other agents run"
+        " tests on this 2-core machine",
         "",
         "| kind | requests | errors | p50 | p95 | p99 | max |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -191,16 +191,29 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def other_processes_busy(pids, run) -> float:
+def cpu_times() -> tuple[float, float]:
+    """(seconds the machine's cores ran anything, seconds the hypervisor took from them),
+    since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def other_processes_busy(pids, run) -> tuple[float, float]:
     """The share of a core that processes other than ours (the server, locust, the
-    database's backends) used during ``run()``."""
-    before_all = machine_busy_seconds()
+    database's backends) used during ``run()``, and the share the hypervisor took (steal)."""
+    before_all, before_steal = cpu_times()
     before_ours = cpu_seconds(pids()) + children_cpu_seconds()
     started = time.monotonic()
     run()
     elapsed = time.monotonic() - started
     ours = cpu_seconds(pids()) + children_cpu_seconds() - before_ours
-    return max(0.0, (machine_busy_seconds() - before_all - ours) / elapsed)
+    after_all, after_steal = cpu_times()
+    return (
+        max(0.0, (after_all - before_all - ours) / elapsed),
+        (after_steal - before_steal) / elapsed,
+    )
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:

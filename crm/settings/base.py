@@ -107,13 +107,16 @@ if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgr
     }
 
 
-def database_timeouts(database: dict, *, connect_timeout: int) -> None:
+def database_timeouts(
+    database: dict, *, connect_timeout: int, pool_timeout: float | None = None
+) -> None:
     """PostgreSQL's client-side timeouts: `connect_timeout` seconds to open a connection
     (libpq's minimum is 2; it applies to each address the host name resolves to, so name
-    the host by its address), and as long for a free connection of the pool (which, while
-    the database is away, has none to give); a connection whose sent data goes
-    unacknowledged for 10 s, or whose idle peer stops answering keepalives for 60 s, is
-    dropped (a network that loses the server, rather than a server that refuses)."""
+    the host by its address), and `pool_timeout` (as long by default) for a free connection
+    of the pool (which, while the database is away, has none to give); a connection whose
+    sent data goes unacknowledged for 10 s, or whose idle peer stops answering keepalives
+    for 60 s, is dropped (a network that loses the server, rather than a server that
+    refuses)."""
     if database["ENGINE"] != "django.db.backends.postgresql":
         return
     options = database.setdefault("OPTIONS", {})
@@ -121,7 +124,10 @@ def database_timeouts(database: dict, *, connect_timeout: int) -> None:
         # A failed connection attempt of the pool is retried with a growing delay (1, 2,
         # 4 s...), for this long: then the next request starts a new attempt at once, so a
         # pool recovers within seconds of the database's return, however long it was away.
-        options["pool"].update(timeout=connect_timeout, reconnect_timeout=connect_timeout)
+        options["pool"].update(
+            timeout=connect_timeout if pool_timeout is None else pool_timeout,
+            reconnect_timeout=connect_timeout,
+        )
     options.update(
         {
             "connect_timeout": connect_timeout,
