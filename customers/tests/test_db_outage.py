@@ -267,3 +267,29 @@ def test_a_request_statement_timeout_cancels_long_statements_but_not_the_export(
         timed_connections.discard(connection.connection)
         with connection.cursor() as cursor:
             cursor.execute("RESET statement_timeout")
+
+
+def test_a_database_error_outside_a_view_is_a_503_not_django_500(rf):
+    """A middleware that meets the database (Django turns its error into the 500 page
+    before any outer middleware sees it): the outage middleware answers 503 instead."""
+    from django.core.handlers.exception import convert_exception_to_response
+
+    from customers.outage import DatabaseUnavailableMiddleware
+
+    def session_saving_middleware(request):
+        raise OperationalError("connection refused")
+
+    def crashing_middleware(request):
+        raise ValueError("not the database")
+
+    outage = DatabaseUnavailableMiddleware(convert_exception_to_response(session_saving_middleware))
+    for path, content_type in (("/admin/", "text/html"), ("/v1/customers", "application/json")):
+        response = outage(rf.get(path))
+        assert response.status_code == 503
+        assert response["Content-Type"].startswith(content_type)
+        assert response["Retry-After"] == "5"
+    body = json.loads(outage(rf.get("/v1/customers")).content)
+    assert body["error"]["code"] == "service_unavailable"
+    # Any other error stays Django's 500.
+    other = DatabaseUnavailableMiddleware(convert_exception_to_response(crashing_middleware))
+    assert other(rf.get("/admin/")).status_code == 500
