@@ -18,6 +18,8 @@ alike; what counts is each pair's ratio.
 - **Rate limiting** (issue "Hardening", goal: at most 0.5 ms at p50): the default list from
   three servers: no limiter (``bench.settings_without_ratelimit``), the limiter counting in
   each process's memory, and the limiter counting in Redis (``REDIS_URL``, production).
+- **A saved view** (issue "Operator workspace", goal: no measurable difference): the list
+  with ``view=<slug>`` of a shared view beside the same parameters given explicitly.
 - **The dashboard** (issue "Operator workspace", goal: at most 50 ms at p50): the admin index
   of a staff user of the benchmark's tenant, for its 600,000-customer environment.
 """
@@ -49,7 +51,9 @@ from bench.system import load_average, machine
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 STAFF_USERNAME = "bench_sidebyside"
-SECTION = "## Search, rate limiting and the dashboard, side by side"
+SECTION = "## Search, rate limiting, saved views and the dashboard, side by side"
+SAVED_VIEW_SLUG = "bench-drafts-by-name"
+SAVED_VIEW_PARAMS = {"status": ["draft"], "sort": ["name"], "order": ["asc"]}
 SEARCH_GOAL = 1.10
 RATE_LIMIT_GOAL_MS = 0.5
 DASHBOARD_GOAL_MS = 50.0
@@ -81,6 +85,13 @@ def probe_values(database_url: str) -> tuple[str, str]:
                 (BENCH_TENANT, BENCH_ENVIRONMENT),
             )
         )
+        # A shared view of the benchmark's tenant (what the admin's "Save view" writes).
+        connection.execute(
+            "INSERT INTO customers_savedview (tenant_id, owner_id, name, slug, shared, params,"
+            " columns, created_at, updated_at) VALUES (%s, NULL, %s, %s, true, %s, '[]', now(),"
+            " now()) ON CONFLICT (tenant_id, slug) DO UPDATE SET params = EXCLUDED.params",
+            (BENCH_TENANT, "Drafts by name", SAVED_VIEW_SLUG, json.dumps(SAVED_VIEW_PARAMS)),
+        )
     fragments = re.findall(r"[a-z]+\d+", other.lower())
     if not fragments:
         raise BenchError(f"no fragment with a number in {other!r}")
@@ -111,6 +122,13 @@ def requests_to_time(email: str, word: str) -> list[Request]:
         Request("GET q=fragment", "redis", "GET", f"/v1/customers?q={word}"),
         Request(
             "POST search email contains", "redis", "POST", "/v1/customers/search", search(contains)
+        ),
+        Request("GET saved view", "redis", "GET", f"/v1/customers?view={SAVED_VIEW_SLUG}"),
+        Request(
+            "GET the view's parameters",
+            "redis",
+            "GET",
+            "/v1/customers?status=draft&sort=name&order=asc",
         ),
         Request("list, no limiter", "none", "GET", "/v1/customers"),
         Request("list, limiter in memory", "memory", "GET", "/v1/customers"),
@@ -166,6 +184,12 @@ def report(samples, *, rounds: int, load_start: str, load_end: str, command: str
             f"| {name} - no limiter | {delta:+.2f} ms | at most +{RATE_LIMIT_GOAL_MS} ms |"
             f" {'yes' if delta <= RATE_LIMIT_GOAL_MS else 'no'} |"
         )
+    view_ratio = p50("GET saved view") / p50("GET the view's parameters")
+    view_met = "yes" if view_ratio <= SEARCH_GOAL else "no"
+    lines.append(
+        f"| GET saved view / GET the view's parameters | {view_ratio:.2f}x | no measurable"
+        f" difference | {view_met} (within {SEARCH_GOAL:.2f}x) |"
+    )
     dashboard = p50("dashboard (admin index)")
     lines.append(
         f"| dashboard p50 | {dashboard:.1f} ms | at most {DASHBOARD_GOAL_MS:.0f} ms |"
