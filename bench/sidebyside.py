@@ -20,6 +20,8 @@ alike; what counts is each pair's ratio.
   each process's memory, and the limiter counting in Redis (``REDIS_URL``, production).
 - **A saved view** (issue "Operator workspace", goal: no measurable difference): the list
   with ``view=<slug>`` of a shared view beside the same parameters given explicitly.
+- **Writes with their events** (issue "Events and webhooks", goal: at most 20% slower):
+  create and update over HTTP, beside the same code with its event writing a no-op.
 - **The dashboard** (issue "Operator workspace", goal: at most 50 ms at p50): the admin index
   of a staff user of the benchmark's tenant, for its 600,000-customer environment.
 """
@@ -45,7 +47,15 @@ if __package__ in (None, ""):  # `python bench/sidebyside.py`: the package from 
 import psycopg
 
 from bench.common import BENCH_ENVIRONMENT, BENCH_TENANT, DEFAULT_DATABASE_URL, BenchError
-from bench.data import create_credentials, django_environment
+from bench.data import create_credentials, django_environment, manage
+from bench.eventlog import (
+    EVENTS_OFF,
+    EVENTS_ON,
+    HTTP_ENVIRONMENT,
+    measure_http_writes,
+    scratch_api_key,
+)
+from bench.measure import remove_write_scopes
 from bench.server import Client, Server, admin_login
 from bench.system import load_average, machine
 
@@ -57,6 +67,7 @@ SAVED_VIEW_PARAMS = {"status": ["draft"], "sort": ["name"], "order": ["asc"]}
 SEARCH_GOAL = 1.10
 RATE_LIMIT_GOAL_MS = 0.5
 DASHBOARD_GOAL_MS = 50.0
+EVENTS_GOAL = 1.20  # a write with its event at most 20% slower than without
 
 
 @dataclass
@@ -150,7 +161,9 @@ def measure(clients: dict[str, Client], requests: list[Request], *, rounds: int,
     return samples
 
 
-def report(samples, *, rounds: int, load_start: str, load_end: str, command: str) -> str:
+def report(
+    samples, *, rounds: int, load_start: str, load_end: str, command: str, writes=None
+) -> str:
     def p50(label: str) -> float:
         return statistics.median(samples[label])
 
@@ -195,7 +208,19 @@ def report(samples, *, rounds: int, load_start: str, load_end: str, command: str
         f"| dashboard p50 | {dashboard:.1f} ms | at most {DASHBOARD_GOAL_MS:.0f} ms |"
         f" {'yes' if dashboard <= DASHBOARD_GOAL_MS else 'no'} |"
     )
+    if writes is not None:
+        for kind in ("create", "update"):
+            ratio = writes.p50(kind, EVENTS_ON) / writes.p50(kind, EVENTS_OFF)
+            lines.append(
+                f"| {kind} with its event / without ({writes.p50(kind, EVENTS_ON):.2f} /"
+                f" {writes.p50(kind, EVENTS_OFF):.2f} ms) | {ratio:.2f}x |"
+                f" at most {EVENTS_GOAL:.2f}x | {'yes' if ratio <= EVENTS_GOAL else 'no'} |"
+            )
     lines += [
+        "",
+        "The writes: the same code with its event writing a no-op (bench/eventsoff), served"
+        " beside it, taking turns (bench/eventlog.py's create-then-update rounds); with the"
+        " event, on PostgreSQL one statement writes it and its webhook deliveries.",
         "",
         "The email `contains` condition and `q=` of the same fragment (a name and the number"
         " the seeder gave it, as in `yoyodyne2001`) both narrow by the scope's trigram index;"
@@ -222,6 +247,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--append", type=Path, help="write the section into this Markdown page")
+    parser.add_argument(
+        "--writes", type=int, default=200, help="creates (and updates) timed each way; 0: none"
+    )
     arguments = parser.parse_args()
 
     base = django_environment(
@@ -231,6 +259,7 @@ def main() -> None:
     email, word = probe_values(arguments.database_url)
     variants = {
         "redis": {**base, "REDIS_URL": REDIS_URL, "API_RATE_LIMIT": "1000000/s"},
+        "eventsoff": {**base, "REDIS_URL": REDIS_URL, "API_RATE_LIMIT": "1000000/s"},
         "memory": {**base, "API_RATE_LIMIT": "1000000/s"},
         "none": {**base, "DJANGO_SETTINGS_MODULE": "bench.settings_without_ratelimit"},
     }
@@ -238,7 +267,10 @@ def main() -> None:
         servers = {}
         for name, environment in variants.items():
             server = Server(
-                label=name, environment=environment, log_path=Path(directory) / f"{name}.log"
+                label=name,
+                environment=environment,
+                log_path=Path(directory) / f"{name}.log",
+                app="bench.eventsoff.wsgi" if name == "eventsoff" else "crm.wsgi",
             )
             stack.callback(server.stop)
             server.start()
@@ -256,6 +288,17 @@ def main() -> None:
             rounds=arguments.rounds,
             warmup=arguments.warmup,
         )
+        writes = None
+        if arguments.writes:
+            remove_write_scopes(arguments.database_url)
+            stack.callback(remove_write_scopes, arguments.database_url)
+            writes_key = scratch_api_key(base, HTTP_ENVIRONMENT)
+            stack.callback(manage, base, "revoke_api_key", writes_key[:11], capture=True)
+            writes = measure_http_writes(
+                servers={EVENTS_ON: servers["redis"], EVENTS_OFF: servers["eventsoff"]},
+                api_key=writes_key,
+                samples=arguments.writes,
+            )
         load_end = load_average()
     command = "bench/sidebyside.py" + (f" --append {arguments.append}" if arguments.append else "")
     section = report(
@@ -264,6 +307,7 @@ def main() -> None:
         load_start=load_start,
         load_end=load_end,
         command=f".venv/bin/python {command}",
+        writes=writes,
     )
     print(section)
     if arguments.append:

@@ -26,8 +26,8 @@ from customers.representation import API_FIELD_OF_ATTRIBUTE, api_value, customer
 from customers.request_id import request_id_for
 from customers.scope import Scope
 from customers.webhooks import (
+    event_with_deliveries_insert,
     subscribed_endpoint_ids,
-    webhook_deliveries_create,
     webhook_deliveries_create_bulk,
 )
 
@@ -97,7 +97,7 @@ def customer_event_record(
         previous_status=None if previous is None else previous.get("status", customer.status),
         status=customer.status,
     )
-    event = CustomerEvent.objects.create(
+    event = CustomerEvent(
         tenant_id=customer.tenant_id,
         environment_id=customer.environment_id,
         customer_id=customer.pk,
@@ -108,8 +108,8 @@ def customer_event_record(
         request_id=actor.request_id,
         data={"object": customer_as_dict(customer), "previous_attributes": previous_attributes},
     )
-    # Its webhook deliveries, in the same transaction (sent later by deliver_webhooks).
-    webhook_deliveries_create(event=event)
+    # With its webhook deliveries, in the same transaction (sent later by deliver_webhooks).
+    event_with_deliveries_insert(event)
     return event
 
 

@@ -445,6 +445,43 @@ def webhook_deliveries_create(*, event: CustomerEvent) -> int:
 DELIVERY_ATTRIBUTES = ("endpoint_id", "event_id", "status", "next_attempt_at", "created_at")
 
 
+def event_with_deliveries_insert(event: CustomerEvent) -> None:
+    """Insert ``event`` and a delivery of it to each subscribed endpoint, in the caller's
+    transaction. On PostgreSQL one statement (a data-modifying CTE: the event's INSERT, then
+    the deliveries selected from its scope's enabled endpoints), the write path's one round
+    trip for both; elsewhere the event's INSERT, then ``webhook_deliveries_create``."""
+    if connection.vendor != "postgresql":
+        event.save(force_insert=True)
+        webhook_deliveries_create(event=event)
+        return
+    fields = list(CustomerEvent._meta.concrete_fields)
+    values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+    event_table = connection.ops.quote_name(CustomerEvent._meta.db_table)
+    delivery_table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
+    endpoint_table = connection.ops.quote_name(WebhookEndpoint._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    delivery_columns = ", ".join(
+        connection.ops.quote_name(WebhookDelivery._meta.get_field(name).column)
+        for name in DELIVERY_ATTRIBUTES
+    )
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        # Table and column names from the models; every value is a parameter.
+        cursor.execute(
+            f"WITH event AS (INSERT INTO {event_table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+            " RETURNING id, tenant_id, environment_id, type)"
+            f" INSERT INTO {delivery_table} ({delivery_columns})"
+            " SELECT endpoint.id, event.id, %s, %s, %s"
+            f" FROM event JOIN {endpoint_table} AS endpoint"
+            " ON endpoint.tenant_id = event.tenant_id"
+            " AND endpoint.environment_id = event.environment_id"
+            " WHERE endpoint.enabled AND (endpoint.enabled_events ? %s"
+            " OR endpoint.enabled_events ? event.type)",
+            [*values, WebhookDeliveryStatus.PENDING.value, now, now, ALL_EVENTS],
+        )
+
+
 def webhook_deliveries_create_bulk(*, event_ids: Iterable[str], endpoint_ids: Sequence[str]) -> int:
     """A delivery of every event to every endpoint, inserted in bulk (COPY on PostgreSQL) in
     the caller's transaction: the import's events too."""

@@ -8,7 +8,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from customers.events import Actor, customer_created_events_record
 from customers.models import (
@@ -405,3 +406,22 @@ def test_an_import_delivers_its_events(scope_a, tmp_path):
     assert set(WebhookDelivery.objects.values_list("event_id", flat=True)) == set(
         CustomerEvent.objects.values_list("id", flat=True)
     )
+
+
+@pytest.mark.postgres
+def test_an_event_and_its_deliveries_are_written_in_one_statement(api, scope_a):
+    """On PostgreSQL the write path pays one round trip for both: the event's INSERT and the
+    deliveries selected from the scope's subscribed endpoints, in one data-modifying CTE."""
+    endpoint_in(scope_a.scope)
+    endpoint_in(scope_a.scope, enabled_events=["customer.created"])
+    customer = send(api, "post", "/v1/customers", {"external_id": "c1", "name": "One"}).json()
+    with CaptureQueriesContext(connection) as queries:
+        send(api, "patch", f"/v1/customers/{customer['id']}", {"name": "Two"})
+    statements = [
+        query["sql"]
+        for query in queries
+        if "customers_customerevent" in query["sql"] or "customers_webhookendpoint" in query["sql"]
+    ]
+    assert len(statements) == 1, statements
+    assert statements[0].startswith("WITH event AS (INSERT")
+    assert WebhookDelivery.objects.count() == 3  # created: both endpoints; updated: one
