@@ -234,6 +234,8 @@ def report(
 
 
 def replace_section(page: str, section: str) -> str:
+    """The page with its section replaced, or added at the end (after "Findings", which
+    bench/run.py keeps with everything below it when it rewrites the page)."""
     start = page.find(SECTION)
     if start < 0:
         return page.rstrip() + "\n\n" + section
