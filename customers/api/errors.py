@@ -121,10 +121,16 @@ def api_exception_handler(exc, context):
             headers=headers,
         )
     if isinstance(exc, OperationalError | InterfaceError):
-        logger.exception("database unavailable")
-        return Response(
+        # Reported at most once a minute per process, as the outage middleware reports its
+        # own 503s: while the database is away every request meets it.
+        from customers.outage import outage_log  # it imports this module
+
+        outage_log.failed(context["request"], exc)
+        response = Response(
             error_body(503, "the service is unavailable, try again shortly"), status=503
         )
+        response._has_been_logged = True  # not once more per request by Django
+        return response
     if isinstance(exc, DatabaseError):
         logger.exception("database error")
     else:

@@ -1,5 +1,6 @@
 """Authentication, tenant and environment isolation, the error envelope, and staff sessions."""
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from customers.models import ApiKey, Environment, Membership
+from customers.outage import OutageLog
 from customers.services import ServiceError, api_key_revoke, staff_user_upsert
 from customers.tests.factories import at, make_customer, make_environment
 
@@ -187,6 +189,21 @@ class TestErrorEnvelope:
         monkeypatch.setattr("customers.api.views.customer_page", unreachable)
         body = assert_error(scope_a.client().get("/v1/customers"), 503, "service_unavailable")
         assert "refused" not in str(body)
+
+    def test_an_outage_is_logged_once_not_once_per_request(self, scope_a, monkeypatch, caplog):
+        def unreachable(**kwargs):
+            raise OperationalError("connection refused")
+
+        monkeypatch.setattr("customers.api.views.customer_page", unreachable)
+        monkeypatch.setattr("customers.outage.outage_log", OutageLog())
+        client = scope_a.client()
+        with caplog.at_level(logging.WARNING):
+            for _ in range(5):
+                assert client.get("/v1/customers").status_code == 503
+        errors = [record for record in caplog.records if record.levelno >= logging.WARNING]
+        assert len(errors) == 1, [record.getMessage() for record in errors]
+        assert "database unavailable (OperationalError)" in errors[0].getMessage()
+        assert errors[0].exc_info is None  # no traceback, no connection parameters
 
     def test_too_many_query_fields_is_a_400_envelope(self, scope_a, settings):
         settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
