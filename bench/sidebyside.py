@@ -53,6 +53,7 @@ from bench.eventlog import (
     EVENTS_ON,
     HTTP_ENVIRONMENT,
     measure_http_writes,
+    percentile,
     scratch_api_key,
 )
 from bench.measure import remove_write_scopes
@@ -77,11 +78,6 @@ class Request:
     method: str
     path: str
     body: bytes | None = None
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))]
 
 
 def probe_values(database_url: str) -> tuple[str, str]:
