@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import BooleanField, Expression, F, Func, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.lookups import Exact, In, IsNull
+from django.db.models.lookups import Contains, Exact, In, IsNull
 
 from customers.models import CustomerStatus
 from customers.shape import MAX_METADATA_KEY_LENGTH
@@ -258,33 +258,6 @@ def register_sqlite_functions(sender, connection, **kwargs) -> None:
             lambda value: value.lower() if isinstance(value, str) else value,
             deterministic=True,
         )
-
-
-def contains_pattern(value: str) -> str:
-    """A LIKE pattern matching ``value`` anywhere, its wildcards taken literally."""
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-class Contains(Expression):
-    """``expression LIKE '%value%'``, the value lowercased by the caller (never a pattern)."""
-
-    output_field = BooleanField()
-
-    def __init__(self, expression, value: str):
-        super().__init__()
-        self.expression = expression
-        self.value = value
-
-    def get_source_expressions(self):
-        return [self.expression]
-
-    def set_source_expressions(self, expressions):
-        (self.expression,) = expressions
-
-    def as_sql(self, compiler, connection):
-        sql, params = compiler.compile(self.expression)
-        return f"{sql} LIKE %s ESCAPE '\\'", [*params, contains_pattern(self.value)]
 
 
 def condition_filter(condition: Condition) -> Q | Expression:
