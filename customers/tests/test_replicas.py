@@ -12,6 +12,7 @@ answer at all, the router) run wherever PostgreSQL does.
 
 import copy
 import fcntl
+import glob
 import json
 import logging
 import os
@@ -129,10 +130,42 @@ def remove_alias() -> None:
     del connections[ALIAS]
 
 
+LOCK_WAIT_SECONDS = 180
+
+
+def lock_holders() -> list[str]:
+    """The command lines of the processes that have LOCK_PATH open (Linux's /proc)."""
+    holders = []
+    for fd_dir in glob.glob("/proc/[0-9]*/fd"):
+        try:
+            if any(
+                os.path.realpath(f"{fd_dir}/{fd}") == os.path.realpath(LOCK_PATH)
+                for fd in os.listdir(fd_dir)
+            ):
+                with open(f"{os.path.dirname(fd_dir)}/cmdline", "rb") as cmdline:
+                    holders.append(cmdline.read().replace(b"\0", b" ").decode().strip())
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return holders
+
+
 @pytest.fixture
 def replica_lock():
+    """LOCK_PATH, held while the test runs. Other runs hold it for seconds at a time; one
+    not released within LOCK_WAIT_SECONDS fails the test naming its holders, never a hang."""
     with open(LOCK_PATH, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"{LOCK_PATH} was not released within {LOCK_WAIT_SECONDS} s; "
+                        f"it is open in: {lock_holders()}"
+                    )
+                time.sleep(0.2)
         try:
             yield
         finally:
@@ -210,6 +243,13 @@ def listed_ids(response) -> list[str]:
 
 
 # --- against the real replica ---------------------------------------------------------------
+
+
+def test_no_server_keeps_the_replica_lock_open():
+    """bin/replica starts the servers with its lock's descriptor closed: a postmaster that
+    inherited it held the lock for as long as it ran, and each test below waited for it."""
+    servers = [holder for holder in lock_holders() if "postgres" in holder]
+    assert not servers, f"{LOCK_PATH} is held open by {servers}"
 
 
 def test_a_list_read_is_served_by_the_replica(replica, scope_a):
