@@ -214,6 +214,12 @@ def measure_import_events(
 # -- Webhooks ------------------------------------------------------------------------------------
 
 
+class ReceiverServer(http.server.ThreadingHTTPServer):
+    # A real server's listen backlog: socketserver's default (5) resets connections when
+    # workers sending several deliveries at a time connect at once.
+    request_queue_size = 128
+
+
 class Receiver:
     """A webhook receiver on 127.0.0.1: answers 204 at once; notes when each delivery came."""
 
@@ -241,7 +247,7 @@ class Receiver:
             def log_message(self, format, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ReceiverServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -411,6 +411,9 @@ WEBHOOKS_ALLOW_PRIVATE_URLS = env_bool("WEBHOOKS_ALLOW_PRIVATE_URLS", False)
 # How long a worker's claim on a delivery lasts: longer than an attempt (15 s), short enough
 # that what a killed worker held is sent by another within 2 minutes.
 WEBHOOKS_LEASE_SECONDS = float(env_str("WEBHOOKS_LEASE_SECONDS", "90"))
+# How many deliveries one deliver_webhooks process sends at a time (threads that wait on the
+# receivers; the database work stays on the worker's own thread). --concurrency overrides it.
+WEBHOOKS_CONCURRENCY = int(env_str("WEBHOOKS_CONCURRENCY", "8"))
 
 # Imports from the admin (customers/import_jobs.py): the largest upload accepted (bytes; a
 # million realistic rows are ~300 MB), and how long a worker's claim on an import holds

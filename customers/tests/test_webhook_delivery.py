@@ -18,7 +18,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -38,6 +38,12 @@ from customers.tests.helpers import run_together
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30  # every wait in this module gives up after this long
+
+
+class ReceiverServer(ThreadingHTTPServer):
+    # A listen backlog like a real server's (socketserver's default, 5, resets connections
+    # when several workers, each sending several at a time, connect at once).
+    request_queue_size = 128
 
 
 class Receiver:
@@ -74,7 +80,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ReceiverServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.block_on_close = False
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -239,6 +245,41 @@ def test_after_the_last_retry_the_delivery_failed(scope_a, receiver):
     make_due()
     assert deliver().startswith("0 attempts")
     assert len(receiver.requests) == 8
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_worker_sends_up_to_its_concurrency_at_a_time(scope_a, receiver, concurrency):
+    """Slow receivers are waited for side by side, never more than ``--concurrency`` at once;
+    each result is still recorded (on the worker's own thread)."""
+    sending = Counter()
+    lock = threading.Lock()
+
+    def respond(number, body):
+        with lock:
+            sending["now"] += 1
+            sending["most"] = max(sending["most"], sending["now"])
+        time.sleep(0.2)
+        with lock:
+            sending["now"] -= 1
+        return 200, b"", {}, 0
+
+    receiver.respond = respond
+    endpoint_for(scope_a.scope, receiver.url)
+    events = change(scope_a.scope, 8)
+    out = StringIO()
+    call_command("deliver_webhooks", "--once", f"--concurrency={concurrency}", stdout=out)
+    assert out.getvalue().startswith("8 attempts: 8 delivered")
+    assert sending["most"] == concurrency
+    assert sorted(receiver.ids()) == sorted(event.id for event in events)
+    assert WebhookAttempt.objects.filter(succeeded=True).count() == 8
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+@pytest.mark.django_db
+def test_a_concurrency_below_one_is_refused():
+    with pytest.raises(CommandError, match="--concurrency must be at least 1"):
+        call_command("deliver_webhooks", "--once", "--concurrency=0")
 
 
 @pytest.mark.django_db
@@ -562,6 +603,10 @@ def test_a_worker_killed_mid_batch_loses_nothing(scope_a, receiver):
     first = worker(WEBHOOKS_LEASE_SECONDS=str(lease))
     try:
         receiver.wait_for(5)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not WebhookDelivery.objects.filter(status="succeeded").exists():
+            assert time.monotonic() < deadline, "the worker recorded no result"
+            time.sleep(0.01)
         first.send_signal(signal.SIGKILL)
         first.wait(WAIT_SECONDS)
     finally:
@@ -589,23 +634,23 @@ def test_a_worker_killed_mid_batch_loses_nothing(scope_a, receiver):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_sigterm_finishes_the_attempt_in_hand_then_stops(scope_a, receiver):
+def test_sigterm_finishes_the_attempts_in_hand_then_stops(scope_a, receiver):
     receiver.respond = lambda number, body: (200, b"", {}, 1.0)
     endpoint_for(scope_a.scope, receiver.url)
     change(scope_a.scope, 5)
-    process = worker()
+    process = worker("--concurrency", "2")
     try:
-        receiver.wait_for(1)
+        receiver.wait_for(2)
         process.send_signal(signal.SIGTERM)
         output, errors = process.communicate(timeout=WAIT_SECONDS)
     finally:
         stopped(process)
     assert process.returncode == 0, errors
-    assert "1 attempts: 1 delivered" in output
-    assert len(receiver.requests) == 1
-    assert WebhookDelivery.objects.filter(status="succeeded").count() == 1
+    assert "2 attempts: 2 delivered" in output
+    assert len(receiver.requests) == 2
+    assert WebhookDelivery.objects.filter(status="succeeded").count() == 2
     # What it had claimed and not tried is due again at once, for the next worker.
     pending = WebhookDelivery.objects.filter(status="pending")
-    assert pending.count() == 4
+    assert pending.count() == 3
     assert not pending.exclude(claim_token="").exists()
     assert not pending.filter(next_attempt_at__gt=timezone.now()).exists()
