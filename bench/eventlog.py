@@ -221,10 +221,12 @@ class ReceiverServer(http.server.ThreadingHTTPServer):
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1: answers 204 at once; notes when each delivery came."""
+    """A webhook receiver on 127.0.0.1: answers 204 (after ``delay_seconds``, at once by
+    default); notes when each delivery came."""
 
-    def __init__(self):
+    def __init__(self, delay_seconds: float = 0.0):
         self.arrivals: list[tuple[float, str]] = []  # (perf_counter, the customer's id)
+        self.delay_seconds = delay_seconds
         self.lock = threading.Lock()
         receiver = self
 
@@ -233,6 +235,8 @@ class Receiver:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if receiver.delay_seconds:
+                    time.sleep(receiver.delay_seconds)  # a receiver's own work before its answer
                 self.send_response(204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -274,6 +278,7 @@ class Drain:
     workers: int
     deliveries: int
     seconds: float  # from the workers' start to the last arrival
+    concurrency: int | None = None  # each worker's --concurrency (None: the default)
 
     @property
     def per_second(self) -> float:
@@ -297,10 +302,19 @@ class Webhooks:
         return percentile(self.lags, 0.95) * 1000
 
 
-def start_workers(environment: dict[str, str], count: int, poll_seconds: float):
+def start_workers(
+    environment: dict[str, str], count: int, poll_seconds: float, concurrency: int | None = None
+):
+    concurrency_args = [] if concurrency is None else [f"--concurrency={concurrency}"]
     return [
         subprocess.Popen(
-            [PYTHON, "manage.py", "deliver_webhooks", f"--poll-seconds={poll_seconds}"],
+            [
+                PYTHON,
+                "manage.py",
+                "deliver_webhooks",
+                f"--poll-seconds={poll_seconds}",
+                *concurrency_args,
+            ],
             cwd=ROOT,
             env=environment,
             stdout=subprocess.DEVNULL,
@@ -333,6 +347,73 @@ def pending_deliveries(database_url: str) -> int:
         ).fetchone()[0]
 
 
+def endpoint_to(hooks_environment: dict[str, str], receiver: Receiver) -> None:
+    """A webhook endpoint of the scratch scope HOOKS_ENVIRONMENT, for every event, that
+    points at ``receiver`` (``hooks_environment``: settings that allow private URLs)."""
+    manage(
+        hooks_environment,
+        "shell",
+        "-c",
+        "from customers.services import environment_ensure\n"
+        "from customers.webhooks import webhook_endpoint_create\n"
+        f"scope = environment_ensure(tenant_id={WRITES_TENANT!r},"
+        f" environment_id={HOOKS_ENVIRONMENT!r}).scope\n"
+        "webhook_endpoint_create(scope=scope, data={'url':"
+        f" 'http://127.0.0.1:{receiver.port}/hooks', 'enabled_events': ['*']}})",
+        capture=True,
+    )
+
+
+def drain_backlog(
+    *,
+    database_url: str,
+    environment: dict[str, str],
+    receiver: Receiver,
+    backlog: int,
+    seed: int,
+    workers: int,
+    poll_seconds: float = 1.0,
+    concurrency: int | None = None,
+) -> Drain:
+    """``backlog`` customers seeded in HOOKS_ENVIRONMENT (their events and deliveries, in
+    bulk), then ``workers`` deliver_webhooks processes started and timed until the last
+    delivery arrives at ``receiver``."""
+    hooks_environment = {**environment, "DJANGO_SETTINGS_MODULE": "bench.hooks_settings"}
+    manage(
+        environment,
+        "seed_customers",
+        f"--count={backlog}",
+        f"--tenant={WRITES_TENANT}",
+        f"--environment={HOOKS_ENVIRONMENT}",
+        f"--seed={seed}",
+        capture=True,
+    )
+    due = pending_deliveries(database_url)
+    if due != backlog:
+        raise BenchError(f"webhooks: {due:,} deliveries due, not {backlog:,}")
+    receiver.reset()
+    started = time.perf_counter()
+    processes = start_workers(hooks_environment, workers, poll_seconds, concurrency)
+    try:
+        deadline = started + 900
+        while receiver.count() < backlog and time.perf_counter() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop_workers(processes)
+    arrived = receiver.count()
+    last = max(at for at, _ in receiver.arrivals)
+    drained = Drain(
+        workers=workers, deliveries=arrived, seconds=last - started, concurrency=concurrency
+    )
+    print(
+        f"  {workers} worker(s), concurrency {concurrency or 'default'}:"
+        f" {arrived:,} deliveries in {drained.seconds:.1f}s ({drained.per_second:,.0f}/s)"
+    )
+    if arrived < backlog or pending_deliveries(database_url):
+        raise BenchError("webhooks: deliveries left pending after the drain")
+    return drained
+
+
 def measure_webhooks(
     *,
     database_url: str,
@@ -353,49 +434,19 @@ def measure_webhooks(
     hooks_environment = {**environment, "DJANGO_SETTINGS_MODULE": "bench.hooks_settings"}
     drains = []
     with Receiver() as receiver:
-        manage(
-            hooks_environment,
-            "shell",
-            "-c",
-            "from customers.services import environment_ensure\n"
-            "from customers.webhooks import webhook_endpoint_create\n"
-            f"scope = environment_ensure(tenant_id={WRITES_TENANT!r},"
-            f" environment_id={HOOKS_ENVIRONMENT!r}).scope\n"
-            "webhook_endpoint_create(scope=scope, data={'url':"
-            f" 'http://127.0.0.1:{receiver.port}/hooks', 'enabled_events': ['*']}})",
-            capture=True,
-        )
+        endpoint_to(hooks_environment, receiver)
         for seed, workers in ((31, 1), (32, 2)):
-            manage(
-                environment,
-                "seed_customers",
-                f"--count={backlog}",
-                f"--tenant={WRITES_TENANT}",
-                f"--environment={HOOKS_ENVIRONMENT}",
-                f"--seed={seed}",
-                capture=True,
+            drains.append(
+                drain_backlog(
+                    database_url=database_url,
+                    environment=environment,
+                    receiver=receiver,
+                    backlog=backlog,
+                    seed=seed,
+                    workers=workers,
+                    poll_seconds=poll_seconds,
+                )
             )
-            due = pending_deliveries(database_url)
-            if due != backlog:
-                raise BenchError(f"webhooks: {due:,} deliveries due, not {backlog:,}")
-            receiver.reset()
-            started = time.perf_counter()
-            processes = start_workers(hooks_environment, workers, poll_seconds)
-            try:
-                deadline = started + 600
-                while receiver.count() < backlog and time.perf_counter() < deadline:
-                    time.sleep(0.05)
-            finally:
-                stop_workers(processes)
-            arrived = receiver.count()
-            last = max(at for at, _ in receiver.arrivals)
-            drains.append(Drain(workers=workers, deliveries=arrived, seconds=last - started))
-            print(
-                f"  {workers} worker(s): {arrived:,} deliveries in {last - started:.1f}s"
-                f" ({arrived / (last - started):,.0f}/s)"
-            )
-            if pending_deliveries(database_url):
-                raise BenchError("webhooks: deliveries left pending after the drain")
 
         # The lag: creates over HTTP (their commit is before their answer) while one worker
         # delivers; each arrival matched to its create's answer by the customer's id.

@@ -229,13 +229,13 @@ def report(
     return "\n".join(lines)
 
 
-def replace_section(page: str, section: str) -> str:
-    """The page with its section replaced, or added at the end (after "Findings", which
-    bench/run.py keeps with everything below it when it rewrites the page)."""
-    start = page.find(SECTION)
+def replace_section(page: str, section: str, *, heading: str = SECTION) -> str:
+    """The page with its section (under ``heading``) replaced, or added at the end (after
+    "Findings", which bench/run.py keeps with everything below it when it rewrites the page)."""
+    start = page.find(heading)
     if start < 0:
         return page.rstrip() + "\n\n" + section
-    end = page.find("\n## ", start + len(SECTION))
+    end = page.find("\n## ", start + len(heading))
     return page[:start] + section + ("" if end < 0 else page[end + 1 :])
 
 
