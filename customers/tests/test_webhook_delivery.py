@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -274,6 +275,50 @@ def test_a_worker_sends_up_to_its_concurrency_at_a_time(scope_a, receiver, concu
     assert sorted(receiver.ids()) == sorted(event.id for event in events)
     assert WebhookAttempt.objects.filter(succeeded=True).count() == 8
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+@pytest.mark.django_db
+def test_a_result_whose_claim_was_taken_over_keeps_its_attempt_only(scope_a, receiver):
+    """A lease ran out and another worker claimed the delivery: the late result is kept as
+    an attempt, and the delivery is left to its new holder."""
+    endpoint_for(scope_a.scope, receiver.url)
+    change(scope_a.scope, 2)
+    held, deliveries = webhooks.deliveries_claim(limit=10)
+    taken, kept = deliveries
+    WebhookDelivery.objects.filter(pk=taken.pk).update(claim_token="another-worker")
+    ok = webhooks.AttemptResult(200, 5, "ok", "")
+    statuses = webhooks.attempts_record(token=held.token, outcomes=[(taken, ok), (kept, ok)])
+    assert statuses == ["lost", "succeeded"]
+    taken.refresh_from_db()
+    assert (taken.status, taken.claim_token, taken.attempt_count) == (
+        "pending",
+        "another-worker",
+        0,
+    )
+    assert WebhookAttempt.objects.filter(delivery=taken, succeeded=True).count() == 1
+    kept.refresh_from_db()
+    assert (kept.status, kept.claim_token, kept.attempt_count) == ("succeeded", "", 1)
+
+
+@pytest.mark.django_db
+def test_a_batch_reads_its_events_by_key_once_per_claim(scope_a, receiver):
+    """No join of the deliveries with the event table (whose plan went wrong when the
+    statistics lagged a bulk load), and no query per delivery for its event or endpoint."""
+    endpoint_for(scope_a.scope, receiver.url)
+    change(scope_a.scope, 45)
+    with CaptureQueriesContext(connection) as queries:
+        stats = webhooks.deliver_due(once=True, concurrency=4)
+    assert stats.succeeded == 45
+    statements = [query["sql"] for query in queries.captured_queries]
+    event_reads = [sql for sql in statements if 'FROM "customers_customerevent"' in sql]
+    claims = [sql for sql in statements if "claim_token" in sql and sql.startswith("UPDATE")]
+    assert not [sql for sql in statements if 'JOIN "customers_customerevent"' in sql]
+    assert 1 <= len(event_reads) <= 3  # 45 deliveries in claims of 20
+    assert len([sql for sql in statements if 'FROM "customers_webhookendpoint"' in sql]) == len(
+        event_reads
+    )
+    assert len(statements) < 45 * 4, "results recorded together, not four statements each"
+    assert claims
 
 
 @pytest.mark.django_db
