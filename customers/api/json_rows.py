@@ -16,10 +16,10 @@ from customers.selectors import ROW_COLUMNS
 TIMESTAMP_COLUMNS = frozenset({"created_at", "updated_at"})
 
 # RFC 3339 in UTC as Python's isoformat() writes it: microseconds only when there are any.
+# One to_char, whose '.000000Z' (all-zero microseconds) can only be the text's end.
 RFC3339_SQL = (
-    "(to_char({value} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-    " || CASE WHEN date_part('microseconds', {value})::bigint %% 1000000 = 0 THEN ''"
-    " ELSE to_char({value} AT TIME ZONE 'UTC', '.US') END || 'Z')"
+    "replace(to_char({value} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+    " '.000000Z', 'Z')"
 )
 
 
@@ -57,7 +57,6 @@ class JSONObjectText(Expression):
             sql, value_params = compiler.compile(value)
             if key in TIMESTAMP_COLUMNS:
                 sql = RFC3339_SQL.format(value=sql)
-                value_params = list(value_params) * 3
             if not isinstance(value, JSONObjectText):
                 sql = f"COALESCE(to_json({sql})::text, 'null')"
             separator = "{" if index == 0 else ","

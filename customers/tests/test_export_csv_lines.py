@@ -1,6 +1,6 @@
-"""On PostgreSQL the API's CSV export is written by the database (customers.api.export's
-CSVLineText): the same bytes as Python's csv writer over machine_csv_cell, the lossless
-dialect, for every kind of awkward value."""
+"""On PostgreSQL the API's CSV export is written by the database (COPY of each cell's text,
+customers.api.export's CSVCellText): the same bytes as Python's csv writer over
+machine_csv_cell, the lossless dialect, for every kind of awkward value."""
 
 import pytest
 
@@ -51,7 +51,7 @@ def awkward_customers(scope_a):
 
 def test_the_database_writes_the_bytes_pythons_csv_writer_writes(awkward_customers):
     queryset = customer_list(scope=awkward_customers.scope, filters={})
-    by_python = "".join(csv_rows(queryset, cell=machine_csv_cell))
-    by_database = "".join(csv_lines(queryset))
-    assert by_database.count("\r\n") >= 5
+    by_python = "".join(csv_rows(queryset, cell=machine_csv_cell)).encode()
+    by_database = b"".join(csv_lines(queryset))
+    assert by_database.count(b"\r\n") >= 5
     assert by_database == by_python

@@ -2,7 +2,7 @@
 
 bin/test runs the whole PostgreSQL suite a third time through PgBouncer on 127.0.0.1:6432
 (.ci/run starts it); these tests check what that pass relies on. Those marked `pgbouncer`
-only mean something there and skip elsewhere; the export's cursor is checked on every
+only mean something there and skip elsewhere; the exports' streaming is checked on every
 PostgreSQL pass, with Django's server-side cursors turned off as DATABASE_PGBOUNCER does.
 """
 
@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from customers import exports
 from customers.importer import import_customers_csv
 from customers.models import Customer
 from customers.scope import Scope
@@ -65,31 +66,107 @@ def test_no_statement_is_prepared(db, api, scope_a):
         assert cursor.fetchone()[0] == 0
 
 
-def test_the_export_streams_through_a_cursor_in_its_transaction_with_server_side_cursors_off(
-    db, api, scope_a, monkeypatch
+def other_connection() -> psycopg.Connection:
+    """A connection of its own to the suite's database (through PgBouncer in that pass)."""
+    database = connection.settings_dict
+    return psycopg.connect(
+        host=database["HOST"],
+        port=database["PORT"],
+        user=database["USER"],
+        dbname=database["NAME"],
+        autocommit=True,
+        prepare_threshold=None,
+    )
+
+
+def copies_running() -> int:
+    """The export COPY statements in progress now (the server may have sent every row and
+    wait in the transaction for the client to read them), seen from another connection."""
+    with other_connection() as watcher:
+        return watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT %%'"
+            " AND state <> 'idle' AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_exports_stream_in_their_transaction_with_server_side_cursors_off(
+    api, scope_a, monkeypatch
 ):
     """DISABLE_SERVER_SIDE_CURSORS (PgBouncer's transaction pooling) turns Django's off for
-    QuerySet.iterator(); the export declares its own inside its transaction, so it still
-    fetches in chunks instead of holding the whole result in memory."""
+    QuerySet.iterator(); the JSON Lines export declares its own cursor inside its
+    transaction, and the CSV is one COPY, so both still stream in chunks instead of holding
+    the whole result in memory."""
     monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
     scope = scope_a.scope
-    for _ in range(1200):  # more than two of the export's 500-row fetches
+    for _ in range(1200):  # more than two of the export's 500-row chunks
         make_customer(scope)
-    for url in ("/v1/customers/export", "/v1/customers/export?format=jsonl"):
-        response = api.get(url)
-        assert response.status_code == 200
-        chunks = iter(response.streaming_content)
+
+    response = api.get("/v1/customers/export?format=jsonl")
+    assert response.status_code == 200
+    chunks = iter(response.streaming_content)
+    first = next(chunks)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, is_holdable FROM pg_cursors")
+        cursors = cursor.fetchall()
+    assert len(cursors) == 1, cursors  # open while the stream is read
+    assert cursors[0][1] is False  # not WITH HOLD: it lives in the transaction only
+    rest = b"".join(chunks)
+    assert (first + rest).count(b"\n") == 1200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_cursors")
+        assert cursor.fetchone()[0] == 0
+
+    # The CSV: one COPY, its connection busy with it until the stream ends (nothing else
+    # may use that connection meanwhile), watched from another connection.
+    response = api.get("/v1/customers/export")
+    assert response.status_code == 200
+    chunks = iter(response.streaming_content)
+    try:
         first = next(chunks)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT name, is_holdable FROM pg_cursors")
-            cursors = cursor.fetchall()
-        assert len(cursors) == 1, cursors  # open while the stream is read
-        assert cursors[0][1] is False  # not WITH HOLD: it lives in the transaction only
+        assert copies_running() == 1
         rest = b"".join(chunks)
-        assert (first + rest).count(b"\n") == 1200 + (url.endswith("export"))
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_cursors")
-            assert cursor.fetchone()[0] == 0
+    finally:
+        response.close()  # a failed assertion must not leave the COPY holding the connection
+    assert (first + rest).count(b"\r\n") == 1201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_csv_export_left_half_read_gives_its_connection_back(api, scope_a, monkeypatch):
+    """A client that goes away mid-stream: the COPY is cancelled, its transaction ended, and
+    the connection serves the next request."""
+    monkeypatch.setattr(exports, "CHUNK_SIZE", 10)
+    for _ in range(100):
+        make_customer(scope_a.scope)
+    response = api.get("/v1/customers/export")
+    try:
+        next(iter(response.streaming_content))
+    finally:
+        response.close()  # what the server does when the client is gone
+    assert api.get("/v1/customers?limit=1").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM customers_customer")
+        assert cursor.fetchone()[0] == 100
+    assert copies_running() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_on_the_connection_of_a_csv_stream_is_an_error_not_a_wait(
+    api, scope_a, monkeypatch
+):
+    """psycopg holds a connection's lock for a whole COPY: another statement of Django's on
+    it would wait for the stream's end forever (in the same thread, that is never)."""
+    monkeypatch.setattr(exports, "CHUNK_SIZE", 10)
+    for _ in range(30):
+        make_customer(scope_a.scope)
+    response = api.get("/v1/customers/export")
+    try:
+        next(iter(response.streaming_content))
+        with pytest.raises(RuntimeError, match="is streaming an export"):
+            Customer.objects.count()
+    finally:
+        response.close()
+    assert Customer.objects.count() == 30
 
 
 @pytest.mark.django_db(transaction=True)
