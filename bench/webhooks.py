@@ -98,8 +98,7 @@ def report(
         lines.append(
             f"Goal: at least {GOAL_PER_SECOND:.0f} deliveries a second for one worker (its"
             f" default concurrency, {DEFAULT_CONCURRENCY}) to a receiver that answers at once:"
-            f" {one:,.0f}/s, {met}"
-            + (f" (one at a time, as before: {single:,.0f}/s)." if single else ".")
+            f" {one:,.0f}/s, {met}" + (f" (one at a time: {single:,.0f}/s)." if single else ".")
         )
     slow_one, slow_many = medians.get((0.05, 1, 1)), medians.get((0.05, 1, DEFAULT_CONCURRENCY))
     if slow_one and slow_many:
