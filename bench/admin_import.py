@@ -30,7 +30,7 @@ if __package__ in (None, ""):
     elif str(CHECKOUT) not in sys.path:
         sys.path.insert(0, str(CHECKOUT))
 
-from bench.common import DEFAULT_DATABASE_URL, PYTHON, ROOT
+from bench.common import DEFAULT_DATABASE_URL, PYTHON, ROOT, write_section
 from bench.measure import WRITES_TENANT, remove_write_scopes
 from bench.system import load_average, machine
 
@@ -157,14 +157,7 @@ def main() -> None:
     )
     print(section)
     if arguments.append:
-        page = arguments.append.read_text()
-        start = page.find(SECTION)
-        if start >= 0:
-            end = page.find("\n## ", start + len(SECTION))
-            page = page[:start] + section + ("" if end < 0 else page[end + 1 :])
-        else:
-            page = page.rstrip() + "\n\n" + section
-        arguments.append.write_text(page)
+        write_section(arguments.append, section, heading=SECTION)
 
 
 if __name__ == "__main__":

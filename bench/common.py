@@ -29,5 +29,19 @@ EVENTS_TABLE = "customers_customerevent"  # absent from checkouts older than the
 CONTRACT_COLUMNS = FIELD_NAMES
 
 
+def write_section(path: Path, section: str, *, heading: str) -> None:
+    """Write ``section`` into the Markdown page at ``path``: in place of the section under
+    ``heading`` (up to the next `## ` heading), or at the end (after "Findings", which
+    bench/run.py keeps with everything below it when it rewrites the page)."""
+    page = path.read_text() if path.exists() else ""
+    start = page.find(heading)
+    if start < 0:
+        page = page.rstrip() + "\n\n" + section
+    else:
+        end = page.find("\n## ", start + len(heading))
+        page = page[:start] + section + ("" if end < 0 else page[end + 1 :])
+    path.write_text(page)
+
+
 class BenchError(Exception):
     """The benchmark cannot go on; the message says why."""

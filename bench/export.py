@@ -28,11 +28,16 @@ if __package__ in (None, ""):  # `python bench/export.py`: the package from the 
     elif str(CHECKOUT) not in sys.path:
         sys.path.insert(0, str(CHECKOUT))
 
-from bench.common import BENCH_ENVIRONMENT, BENCH_TENANT, DEFAULT_DATABASE_URL, BenchError
+from bench.common import (
+    BENCH_ENVIRONMENT,
+    BENCH_TENANT,
+    DEFAULT_DATABASE_URL,
+    BenchError,
+    write_section,
+)
 from bench.data import create_credentials, django_environment
 from bench.measure import Export, copy_export_floor, measure_export
 from bench.server import Server
-from bench.sidebyside import replace_section
 from bench.system import checkout_description, load_average, machine
 
 SECTION = "## The API's export beside COPY"
@@ -151,8 +156,7 @@ def main() -> None:
     )
     print(section)
     if arguments.append:
-        page = arguments.append.read_text() if arguments.append.exists() else ""
-        arguments.append.write_text(replace_section(page, section, heading=SECTION))
+        write_section(arguments.append, section, heading=SECTION)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,13 @@ if __package__ in (None, ""):  # `python bench/sidebyside.py`: the package from 
 
 import psycopg
 
-from bench.common import BENCH_ENVIRONMENT, BENCH_TENANT, DEFAULT_DATABASE_URL, BenchError
+from bench.common import (
+    BENCH_ENVIRONMENT,
+    BENCH_TENANT,
+    DEFAULT_DATABASE_URL,
+    BenchError,
+    write_section,
+)
 from bench.data import create_credentials, django_environment, manage
 from bench.eventlog import (
     EVENTS_OFF,
@@ -229,16 +235,6 @@ def report(
     return "\n".join(lines)
 
 
-def replace_section(page: str, section: str, *, heading: str = SECTION) -> str:
-    """The page with its section (under ``heading``) replaced, or added at the end (after
-    "Findings", which bench/run.py keeps with everything below it when it rewrites the page)."""
-    start = page.find(heading)
-    if start < 0:
-        return page.rstrip() + "\n\n" + section
-    end = page.find("\n## ", start + len(heading))
-    return page[:start] + section + ("" if end < 0 else page[end + 1 :])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
@@ -309,8 +305,7 @@ def main() -> None:
     )
     print(section)
     if arguments.append:
-        page = arguments.append.read_text() if arguments.append.exists() else ""
-        arguments.append.write_text(replace_section(page, section))
+        write_section(arguments.append, section, heading=SECTION)
 
 
 if __name__ == "__main__":

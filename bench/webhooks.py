@@ -26,11 +26,10 @@ if __package__ in (None, ""):  # `python bench/webhooks.py`: the package from th
     elif str(CHECKOUT) not in sys.path:
         sys.path.insert(0, str(CHECKOUT))
 
-from bench.common import BenchError
+from bench.common import BenchError, write_section
 from bench.data import django_environment, ensure_database, manage
 from bench.eventlog import Drain, Receiver, drain_backlog, endpoint_to
 from bench.measure import remove_write_scopes
-from bench.sidebyside import replace_section
 from bench.system import load_average, machine
 
 DEFAULT_DATABASE_URL = "postgres://root@127.0.0.1:5432/crm_bench_hooks"
@@ -165,8 +164,7 @@ def main() -> None:
     )
     print(section)
     if arguments.append:
-        page = arguments.append.read_text() if arguments.append.exists() else ""
-        arguments.append.write_text(replace_section(page, section, heading=SECTION))
+        write_section(arguments.append, section, heading=SECTION)
 
 
 if __name__ == "__main__":
