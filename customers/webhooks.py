@@ -683,7 +683,7 @@ def due_deliveries(*, now: datetime):
 
 
 def attempts_record(
-    *, token: str, outcomes: Sequence[tuple[WebhookDelivery, AttemptResult]]
+    *, claim: jobs.Claim, outcomes: Sequence[tuple[WebhookDelivery, AttemptResult]]
 ) -> list[str]:
     """Keep each attempt and move its delivery on (done, failed, or due again later), all in
     one transaction; returns each delivery's status. A claim lost meanwhile (a lease that ran
@@ -712,13 +712,13 @@ def attempts_record(
         existing, held = set(), set()
         for pk, claim_token, status in rows:
             existing.add(pk)
-            if claim_token == token and status == WebhookDeliveryStatus.PENDING:
+            if claim_token == claim.token and status == WebhookDeliveryStatus.PENDING:
                 held.add(pk)
         groups: dict[tuple, list[int]] = {}
         for pk in held:
             groups.setdefault(tuple(sorted(changes_of[pk].items())), []).append(pk)
         for changes, pks in groups.items():
-            WebhookDelivery.objects.filter(pk__in=pks).update(
+            claim.held(pks).filter(status=WebhookDeliveryStatus.PENDING).update(
                 claimed_until=None, claim_token="", **dict(changes)
             )
         WebhookAttempt.objects.bulk_create(
@@ -742,9 +742,9 @@ def attempts_record(
     ]
 
 
-def delivery_cancel(*, delivery: WebhookDelivery, token: str) -> None:
+def delivery_cancel(*, delivery: WebhookDelivery, claim: jobs.Claim) -> None:
     """The endpoint was disabled before this was sent: it never will be."""
-    WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token).update(
+    claim.held([delivery.pk]).update(
         status=WebhookDeliveryStatus.CANCELED,
         finished_at=timezone.now(),
         claimed_until=None,
@@ -825,9 +825,9 @@ def deliver_batch(
     while True:
         if stop.is_set():
             exhausted = True
-            for held in {id(c): c for _, c in queue}.values():
+            for held, waiting in by_claim(queue):
                 # The attempts in hand are finished; the rest is given back, due at once.
-                held.release([d.pk for d, c in queue if c is held])
+                held.release([delivery.pk for delivery, _ in waiting])
             queue.clear()
         if not queue and not exhausted and len(sending) < concurrency:
             held, deliveries = deliveries_claim(limit=limit)
@@ -838,7 +838,7 @@ def deliver_batch(
         while queue and len(sending) < concurrency:
             delivery, held = queue.popleft()
             if not delivery.endpoint.enabled:
-                delivery_cancel(delivery=delivery, token=held.token)
+                delivery_cancel(delivery=delivery, claim=held)
                 continue
             sending[senders.submit(attempt_or_error, delivery)] = (delivery, held)
         if not sending:
@@ -847,25 +847,28 @@ def deliver_batch(
             continue
         done, _ = futures_wait(sending, timeout=1.0, return_when=FIRST_COMPLETED)
         finished = [(*sending.pop(future), future.result()) for future in done]
-        for token in {held.token for _, held, _ in finished}:
-            outcomes = [(d, result) for d, held, result in finished if held.token == token]
-            statuses = attempts_record(token=token, outcomes=outcomes)
+        for held, items in by_claim(finished):
+            outcomes = [(delivery, result) for delivery, _, result in items]
+            statuses = attempts_record(claim=held, outcomes=outcomes)
             for (delivery, result), status in zip(outcomes, statuses, strict=True):
                 result_count(delivery=delivery, result=result, status=status, stats=stats)
+
+
+def by_claim(items: Iterable[tuple]) -> list[tuple[jobs.Claim, list[tuple]]]:
+    """``items`` (a delivery, its claim, ...) grouped by their claim, in the order met."""
+    groups: dict[int, tuple[jobs.Claim, list[tuple]]] = {}
+    for item in items:
+        groups.setdefault(id(item[1]), (item[1], []))[1].append(item)
+    return list(groups.values())
 
 
 def leases_renew(holding: Iterable[tuple[WebhookDelivery, jobs.Claim]]) -> None:
     """Renew each claim that could run out before an attempt started now would end, for its
     deliveries in ``holding`` (waiting or in flight)."""
     within = timedelta(seconds=DELIVERY_TIMEOUT_SECONDS) + LEASE_MARGIN
-    ids_of: dict[str, list[int]] = {}
-    claims: dict[str, jobs.Claim] = {}
-    for delivery, held in holding:
+    for held, items in by_claim(holding):
         if held.needs_renewal(within=within):
-            ids_of.setdefault(held.token, []).append(delivery.pk)
-            claims[held.token] = held
-    for token, ids in ids_of.items():
-        claims[token].renew(lease=lease_duration(), ids=ids)
+            held.renew(lease=lease_duration(), ids=[delivery.pk for delivery, *_ in items])
 
 
 def deliver_due(

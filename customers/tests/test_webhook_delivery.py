@@ -287,7 +287,7 @@ def test_a_result_whose_claim_was_taken_over_keeps_its_attempt_only(scope_a, rec
     taken, kept = deliveries
     WebhookDelivery.objects.filter(pk=taken.pk).update(claim_token="another-worker")
     ok = webhooks.AttemptResult(200, 5, "ok", "")
-    statuses = webhooks.attempts_record(token=held.token, outcomes=[(taken, ok), (kept, ok)])
+    statuses = webhooks.attempts_record(claim=held, outcomes=[(taken, ok), (kept, ok)])
     assert statuses == ["lost", "succeeded"]
     taken.refresh_from_db()
     assert (taken.status, taken.claim_token, taken.attempt_count) == (
@@ -329,7 +329,7 @@ def test_results_recorded_together_take_the_same_statements_however_many(scope_a
 
     def statements_to_record(outcomes) -> int:
         with CaptureQueriesContext(connection) as queries:
-            webhooks.attempts_record(token=held.token, outcomes=outcomes)
+            webhooks.attempts_record(claim=held, outcomes=outcomes)
         return len(queries.captured_queries)
 
     two = statements_to_record([(deliveries[0], ok), (deliveries[1], failed)])

@@ -1,6 +1,7 @@
 """`deliver_webhooks [--once]`: send due webhook deliveries until SIGTERM (or, with `--once`,
 until nothing is due). Run as many as you like, on as many machines: see customers.webhooks."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from customers.jobs import stop_on_signals
@@ -30,8 +31,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, once: bool, poll_seconds: float, concurrency: int | None, **options):
-        if concurrency is not None and concurrency < 1:
-            raise CommandError("--concurrency must be at least 1")
+        concurrency = settings.WEBHOOKS_CONCURRENCY if concurrency is None else concurrency
+        if concurrency < 1:
+            raise CommandError("--concurrency must be at least 1 (so must WEBHOOKS_CONCURRENCY)")
         with stop_on_signals() as stop:
             stats = deliver_due(
                 once=once, stop=stop, poll_seconds=poll_seconds, concurrency=concurrency
