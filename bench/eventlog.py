@@ -347,6 +347,12 @@ def pending_deliveries(database_url: str) -> int:
         ).fetchone()[0]
 
 
+def with_hooks_settings(environment: dict[str, str]) -> dict[str, str]:
+    """``environment`` with the settings the workers and the endpoint's creation run with:
+    production's, private URLs allowed (the receiver listens on 127.0.0.1)."""
+    return {**environment, "DJANGO_SETTINGS_MODULE": "bench.hooks_settings"}
+
+
 def endpoint_to(hooks_environment: dict[str, str], receiver: Receiver) -> None:
     """A webhook endpoint of the scratch scope HOOKS_ENVIRONMENT, for every event, that
     points at ``receiver`` (``hooks_environment``: settings that allow private URLs)."""
@@ -378,7 +384,7 @@ def drain_backlog(
     """``backlog`` customers seeded in HOOKS_ENVIRONMENT (their events and deliveries, in
     bulk), then ``workers`` deliver_webhooks processes started and timed until the last
     delivery arrives at ``receiver``."""
-    hooks_environment = {**environment, "DJANGO_SETTINGS_MODULE": "bench.hooks_settings"}
+    hooks_environment = with_hooks_settings(environment)
     manage(
         environment,
         "seed_customers",
@@ -431,7 +437,7 @@ def measure_webhooks(
     ``lag_seconds`` while one worker runs, each delivery's lag measured: ``lag_rate`` creates
     a second in all (paced, below what one worker delivers: a worker that falls behind would
     make the lag the queue's growth), from ``lag_connections`` connections."""
-    hooks_environment = {**environment, "DJANGO_SETTINGS_MODULE": "bench.hooks_settings"}
+    hooks_environment = with_hooks_settings(environment)
     drains = []
     with Receiver() as receiver:
         endpoint_to(hooks_environment, receiver)

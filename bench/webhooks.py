@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # `python bench/webhooks.py`: the package from th
 
 from bench.common import BenchError, write_section
 from bench.data import django_environment, ensure_database, manage
-from bench.eventlog import Drain, Receiver, drain_backlog, endpoint_to
+from bench.eventlog import Drain, Receiver, drain_backlog, endpoint_to, with_hooks_settings
 from bench.measure import remove_write_scopes
 from bench.system import load_average, machine
 
@@ -125,7 +125,7 @@ def main() -> None:
         database_url=arguments.database_url, secret_key=secrets.token_urlsafe(40)
     )
     manage(environment, "migrate", "--no-input", capture=True)
-    hooks_environment = {**environment, "DJANGO_SETTINGS_MODULE": "bench.hooks_settings"}
+    hooks_environment = with_hooks_settings(environment)
     results: list[tuple[float, Drain]] = []
     loads = []
     seed = 100
